@@ -1,0 +1,41 @@
+# evobox: one command to set up and run each job. Every target sets up whatever is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.evobox-installed
+ARGS   ?=
+
+.PHONY: setup host venv images test test-fast search-adas search-discopop bench clean
+
+setup: host venv
+
+host:            ## apt packages (docker.io, mmdebstrap) and a running dockerd with no bridge network
+	bash sandbox_images/setup_host.sh
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+images: setup    ## build every sandbox image that is missing (offline, idempotent)
+	$(BIN)/evobox images build
+
+test: setup      ## the whole suite: real Docker engine, hostile-code battery, embedded model
+	$(BIN)/python -m pytest -ra $(ARGS)
+
+test-fast: setup ## skip tests marked slow
+	$(BIN)/python -m pytest -ra -m "not slow" $(ARGS)
+
+search-adas: setup
+	$(BIN)/evobox search adas $(ARGS)
+
+search-discopop: setup
+	$(BIN)/evobox search discopop $(ARGS)
+
+bench: setup     ## engine performance figures (printed, not asserted)
+	$(BIN)/python -m benchmarks.run_all
+
+clean:           ## remove containers/images of dead runs
+	$(BIN)/evobox sandbox gc

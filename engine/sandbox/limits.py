@@ -1,0 +1,56 @@
+"""Resource limits for one sandboxed run.
+
+One typed object, validated at the boundary, so every container the engine starts gets the
+same hardened profile and a caller can only tighten or loosen a named limit, never pass raw
+docker options through.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: int | str) -> int:
+    """Parse '512m', '1g', '64MiB' or a plain byte count into bytes."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"size must be positive, got {value}")
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 512m, 1g, 4096)")
+    number, unit = match.groups()
+    size = int(float(number) * _UNITS[unit.lower()])
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    return size
+
+
+class SandboxLimits(BaseModel):
+    """Every limit of one hardened run. Defaults are safe for an untrusted candidate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(60.0, gt=0, description="Wall-clock limit; the container is killed after it.")
+    memory_bytes: int = Field(parse_size("1g"), description="RAM limit; swap is not allowed (memswap == memory).")
+    cpus: float = Field(1.0, gt=0, description="CPU quota in cores.")
+    pids: int = Field(256, ge=8, description="Max processes/threads in the container (fork bombs stop here).")
+    tmp_bytes: int = Field(parse_size("64m"), description="Size of the tmpfs at /tmp.")
+    shm_bytes: int = Field(parse_size("64m"), description="Size of /dev/shm.")
+    fsize_bytes: int = Field(parse_size("256m"), description="Largest file a process may write (ulimit fsize).")
+    nofile: int = Field(1024, ge=16, description="Max open files per process.")
+    out_max_bytes: int = Field(parse_size("64m"), description="Total bytes the engine reads back from /out.")
+    out_max_files: int = Field(1000, ge=1, description="Max files the engine reads back from /out.")
+    log_tail_bytes: int = Field(64 * 1024, ge=1024, description="Bytes of stdout/stderr kept (the tail).")
+    uid: int = Field(65534, gt=0, description="Non-root uid the candidate runs as.")
+    gpus: int = Field(0, ge=0, description="GPUs to lease for this run (0 = CPU only).")
+
+    @field_validator("memory_bytes", "tmp_bytes", "shm_bytes", "fsize_bytes", "out_max_bytes", mode="before")
+    @classmethod
+    def _sizes(cls, value: int | str) -> int:
+        return parse_size(value)

@@ -1,0 +1,109 @@
+"""The interface between the generic loop and a domain (ADAS agents, DiscoPOP losses, ...).
+
+A domain is one package under engine/domains/. It supplies prompts, baselines, static checks,
+and an `evaluate` that builds, unit-tests, runs and scores one candidate through the sandbox it
+is handed. Adding a domain touches neither engine/search nor engine/sandbox.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from engine.search.candidate import Evaluation, Proposal
+
+if TYPE_CHECKING:  # imported lazily so that engine.search does not need docker at import time
+    from engine.llm.gateway import Gateway
+    from engine.llm.config import LLMConfig
+    from engine.sandbox.images import ImageBuilder
+    from engine.sandbox.runner import Sandbox
+
+
+@dataclass
+class RunContext:
+    """Services shared by every candidate of one run; handed to `Domain.prepare`."""
+
+    run_id: str
+    run_dir: Path
+    cache_dir: Path  # survives runs: reference models, baseline scores, downloaded data
+    sandbox: "Sandbox"
+    images: "ImageBuilder"
+    gateway: "Gateway | None"  # set when the domain declares needs_gateway
+    llm: "LLMConfig"
+
+
+@dataclass
+class CandidateContext:
+    """Everything one evaluation may use. `stage` reports progress (build/test/evaluate)."""
+
+    run: RunContext
+    candidate_id: str
+    candidate_dir: Path  # run_dir/candidates/<id>/: logs, raw outputs, transcripts
+    stage: Callable[[str], None]
+    log: Any  # a structlog bound logger
+
+
+class Domain(abc.ABC):
+    """One kind of thing to discover. Subclasses are registered in engine.domains.REGISTRY."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]  # the [domain] table of the run config
+    needs_gateway: ClassVar[bool] = False  # ADAS agents call an LLM; losses do not
+    function_hint: ClassVar[str] = "forward"  # what the meta prompt asks the code to define
+
+    def __init__(self, config: BaseModel):
+        self.config = config
+
+    # ---- prompts -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def system_prompt(self) -> str:
+        """Role and output format for the meta LLM (JSON with thought, name, code)."""
+
+    @abc.abstractmethod
+    def proposal_prompt(self, archive_text: str) -> str:
+        """Domain description, framework, examples, the archive as text, and the task."""
+
+    @abc.abstractmethod
+    def reflection_prompts(self) -> list[str]:
+        """Follow-up prompts sent in the same conversation, one per reflection round."""
+
+    @abc.abstractmethod
+    def repair_prompt(self, error: str) -> str:
+        """Shown after a failure: the error, and the request to fix the code."""
+
+    # ---- candidates ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def baselines(self) -> list[Proposal]:
+        """Hand-written candidates that seed the archive (generation 'initial')."""
+
+    @abc.abstractmethod
+    def check(self, code: str) -> None:
+        """Domain static checks after the engine's gate (e.g. the function's signature).
+
+        Raise CandidateFailure(Status.INVALID, reason) on a problem.
+        """
+
+    def evaluation_key(self) -> str:
+        """Identifies the evaluation setting (benchmark, split, model...): baseline scores are
+        cached per key, so changing the setting re-evaluates them."""
+        return self.config.model_dump_json()
+
+    def prepare(self, run: RunContext) -> None:
+        """Once per run, before any candidate: build images, reference artifacts, load data."""
+
+    @abc.abstractmethod
+    def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
+        """Build, unit-test, run and score one candidate. Thread-safe: slots run in parallel.
+
+        Raise CandidateFailure for anything that is the candidate's fault (with a one-line
+        reason for the repair prompt); let infrastructure errors propagate.
+        """
+
+    def report_extras(self, archive: list[Mapping[str, Any]], out_dir: Path) -> list[Path]:
+        """Optional domain plots for the run report (e.g. reward vs KL). Returns image paths."""
+        return []

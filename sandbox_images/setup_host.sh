@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Host prerequisites for evobox on Debian/Ubuntu: docker.io + mmdebstrap, and a running dockerd.
+# The daemon is started with no bridge network at all, so no container can ever get one.
+set -euo pipefail
+
+need_apt=()
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+if ((${#need_apt[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "evobox needs: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+  echo "installing ${need_apt[*]} ..."
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
+fi
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "dockerd is not running and this is not root: start it, or add yourself to the docker group" >&2
+  exit 1
+fi
+echo "starting dockerd (no bridge network) ..."
+log=${EVOBOX_DOCKERD_LOG:-/var/log/evobox-dockerd.log}
+nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$log" 2>&1 &
+for _ in $(seq 1 120); do
+  docker info >/dev/null 2>&1 && exit 0
+  sleep 0.5
+done
+echo "dockerd did not come up; see $log" >&2
+exit 1
