@@ -1,0 +1,118 @@
+"""Typed configuration of the LLM layer: the two roles, prices, budgets, the embedded model, the gateway.
+
+Every model here forbids unknown keys, so a typo in a run config's [llm] table is an error at
+load time instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EMBEDDED_MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Role(str, enum.Enum):
+    """Who talks to the LLM: the meta LLM writes candidates; the agent LLM is called by candidates."""
+
+    META = "meta"
+    AGENT = "agent"
+
+
+class RoleConfig(_Strict):
+    """Where and how one role talks to its LLM. Unset base_url/model fall back to the environment
+    (OPENAI_BASE_URL / OPENAI_API_KEY) and then to the embedded local model."""
+
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 "
+                                                    "(vLLM), http://localhost:11434/v1 (Ollama). None: environment, then embedded.")
+    model: str | None = Field(None, description="Model name sent to the server. None: gpt-4o-mini for OpenAI, the "
+                                                "embedded model's name for the embedded server; required for other servers.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key "
+                                                           "(the key itself never goes into a config file).")
+    temperature: float = Field(..., ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(..., gt=0, description="Upper bound on completion tokens per call.")
+    timeout_s: float = Field(600.0, gt=0, description="Per-attempt HTTP timeout in seconds.")
+    max_retries: int = Field(5, ge=0, description="Retries on rate limits, timeouts, connection errors and 5xx "
+                                                  "(never on other 4xx).")
+    retry_initial_s: float = Field(1.0, ge=0, description="First backoff wait; doubles with jitter per retry.")
+    retry_max_s: float = Field(60.0, ge=0, description="Longest single backoff wait (also caps a server's Retry-After).")
+
+
+class Price(_Strict):
+    """USD per 1M tokens."""
+
+    input_per_m: float = Field(..., ge=0, description="USD per 1M prompt tokens.")
+    output_per_m: float = Field(..., ge=0, description="USD per 1M completion tokens.")
+
+
+def default_prices() -> dict[str, Price]:
+    """Known list prices (USD per 1M tokens, late 2026 public price pages); local models cost 0.
+    Lookup also matches dated variants by longest prefix (gpt-4o-mini-2024-07-18 -> gpt-4o-mini)."""
+    table = {
+        "gpt-4o": (2.50, 10.00),
+        "gpt-4o-mini": (0.15, 0.60),
+        "gpt-4.1": (2.00, 8.00),
+        "gpt-4.1-mini": (0.40, 1.60),
+        "gpt-4.1-nano": (0.10, 0.40),
+        "gpt-3.5-turbo": (0.50, 1.50),
+        "o3-mini": (1.10, 4.40),
+        EMBEDDED_MODEL_NAME: (0.0, 0.0),
+    }
+    return {name: Price(input_per_m=i, output_per_m=o) for name, (i, o) in table.items()}
+
+
+class EmbeddedConfig(_Strict):
+    """The local llama.cpp server (xllamacpp) used when no base URL and no key are configured."""
+
+    threads: int = Field(1, ge=1, description="CPU threads for generation. Default 1: on a 2-core machine 1 thread "
+                                              "holds ~10 tok/s while evaluations run beside it, 2 collapse to ~4.5 "
+                                              "(2 is faster only on an idle machine: `evobox llm serve --threads 2`).")
+    ctx_size: int = Field(8192, ge=512, description="Context length in tokens (KV cache; ~2 GB RSS at 8192).")
+    parallel: int = Field(1, ge=1, description="Concurrent request slots; the context is split between them.")
+    port: int = Field(0, ge=0, le=65535, description="Port on 127.0.0.1; 0 picks a free one.")
+    cache_dir: Path | None = Field(None, description="Where the assembled GGUF is kept. None: $EVOBOX_CACHE_DIR, "
+                                                     "else $XDG_CACHE_HOME/evobox, else ~/.cache/evobox (models/ below it).")
+    model_path: Path | None = Field(None, description="Use this GGUF instead of the built-in Qwen2.5-Coder-1.5B "
+                                                      "(not verified: your file, your model).")
+    start_timeout_s: float = Field(180.0, gt=0, description="How long to wait for the server to load the model.")
+
+
+class ModelPolicy(str, enum.Enum):
+    """What the gateway does with a request naming a model outside its allow-list."""
+
+    REJECT = "reject"  # 403 with the allowed names: the candidate learns it cannot pick a model
+    MAP = "map"        # silently served by the agent model (code written for another model runs unchanged)
+
+
+class GatewayConfig(_Strict):
+    """The OpenAI-compatible unix-socket server that sandboxed candidates call."""
+
+    max_concurrency: int = Field(8, ge=1, description="Upstream calls in flight across all grants; more wait their turn.")
+    allowed_models: list[str] = Field(default_factory=list, description="Models a candidate may name; the upstream "
+                                                                        "model is always allowed. A request without a model gets the upstream model.")
+    model_policy: ModelPolicy = Field(ModelPolicy.REJECT, description="reject (403) or map to the upstream model.")
+    cache_dir: Path | None = Field(None, description="Response cache keyed by the whole request (reproducible reruns, "
+                                                     "cheap repeats). None: no cache.")
+    upstream_timeout_s: float = Field(600.0, gt=0, description="Timeout of one forwarded call.")
+    max_request_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
+
+
+class LLMConfig(_Strict):
+    """The [llm] table of a run config."""
+
+    meta: RoleConfig = Field(default_factory=lambda: RoleConfig(temperature=0.8, max_tokens=4096),
+                             description="The LLM that proposes, reflects on and repairs candidates.")
+    agent: RoleConfig = Field(default_factory=lambda: RoleConfig(temperature=0.5, max_tokens=1024),
+                              description="The LLM that candidate agents call through the gateway.")
+    prices: dict[str, Price] = Field(default_factory=default_prices,
+                                     description="USD per 1M tokens by model name; unknown models cost 0 (warned once).")
+    budget_usd: float | None = Field(None, ge=0, description="Stop the search once LLM spend reaches this.")
+    budget_tokens: int | None = Field(None, ge=0, description="Stop the search once this many tokens were used.")
+    embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)

@@ -1,0 +1,29 @@
+"""Typed errors of the LLM layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LLMError(Exception):
+    """Base of every LLM-layer error."""
+
+
+class LLMCallError(LLMError):
+    """The server could not give an answer (after retries, for transient errors). Not the candidate's
+    fault: the search should treat it as an infrastructure failure."""
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1):
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+
+
+class LLMReplyError(LLMError):
+    """The reply could not be read; `reason` is phrased so the caller can show it to the LLM."""
+
+    def __init__(self, reason: str, raw_text: str = "", usage: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.raw_text = raw_text
+        self.usage = usage  # what the unreadable call cost (engine.llm.usage.Usage), when known

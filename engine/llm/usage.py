@@ -1,0 +1,68 @@
+"""Token usage, its cost from a price table, and the budget the search checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from engine.llm.config import Price
+
+log = structlog.get_logger()
+_warned_unpriced: set[str] = set()
+
+
+@dataclass
+class Usage:
+    """Calls and tokens spent, and what they cost in USD. Supports `+`."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.calls + other.calls, self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens, self.cost_usd + other.cost_usd)
+
+
+def price_for(model: str, prices: Mapping[str, Price]) -> Price | None:
+    """Exact name, else the longest priced prefix (dated variants such as gpt-4o-mini-2024-07-18)."""
+    if model in prices:
+        return prices[model]
+    matches = [name for name in prices if model.startswith(name)]
+    return prices[max(matches, key=len)] if matches else None
+
+
+def call_usage(model: str, prompt_tokens: int, completion_tokens: int, prices: Mapping[str, Price]) -> Usage:
+    """Usage of one call; an unpriced model costs 0 and is warned about once per process."""
+    price = price_for(model, prices)
+    if price is None:
+        if model not in _warned_unpriced:
+            _warned_unpriced.add(model)
+            log.warning("llm.unpriced_model", model=model, hint="add it to [llm.prices] to track cost")
+        cost = 0.0
+    else:
+        cost = (prompt_tokens * price.input_per_m + completion_tokens * price.output_per_m) / 1e6
+    return Usage(1, prompt_tokens, completion_tokens, cost)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Spending limits; None means unlimited."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+    def exceeded(self, total: Usage) -> str | None:
+        """A one-line reason once `total` reaches a limit, else None."""
+        if self.usd is not None and total.cost_usd >= self.usd:
+            return f"LLM budget spent: ${total.cost_usd:.4f} of ${self.usd:.4f}"
+        if self.tokens is not None and total.total_tokens >= self.tokens:
+            return f"LLM token budget spent: {total.total_tokens:,} of {self.tokens:,} tokens"
+        return None
