@@ -1,0 +1,10 @@
+"""ADAS benchmarks: loaders (hub id or local path), the paper's splits, metrics and fitness.
+
+Tasks carry their gold answers; only `Task.public()` is ever sent into a candidate's container.
+"""
+
+from benchmarks.adas.bootstrap import BootstrapResult, bootstrap_fitness
+from benchmarks.adas.registry import Benchmark, Split, load_tasks, spec_for
+from benchmarks.adas.task import Task
+
+__all__ = ["Benchmark", "BootstrapResult", "Split", "Task", "bootstrap_fitness", "load_tasks", "spec_for"]
