@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
+from engine.sandbox.limits import SandboxLimits
 from engine.search.candidate import Evaluation, Proposal
 
 if TYPE_CHECKING:  # imported lazily so that engine.search does not need docker at import time
@@ -35,6 +36,7 @@ class RunContext:
     images: "ImageBuilder"
     gateway: "Gateway | None"  # set when the domain declares needs_gateway
     llm: "LLMConfig"
+    limits: SandboxLimits = field(default_factory=SandboxLimits)  # the run config's [sandbox] table
 
 
 @dataclass
@@ -103,6 +105,13 @@ class Domain(abc.ABC):
         Raise CandidateFailure for anything that is the candidate's fault (with a one-line
         reason for the repair prompt); let infrastructure errors propagate.
         """
+
+    @classmethod
+    def cli_commands(cls) -> Any:
+        """Optional typer.Typer with domain commands (e.g. ADAS `evaluate`), mounted by the CLI as
+        `evobox <domain name> ...`. Keep the domain module light to import: it is imported at
+        CLI start-up for this."""
+        return None
 
     def report_extras(self, archive: list[Mapping[str, Any]], out_dir: Path) -> list[Path]:
         """Optional domain plots for the run report (e.g. reward vs KL). Returns image paths."""

@@ -1,0 +1,164 @@
+"""The archive: one JSON object per candidate in `archive.jsonl`, append-only.
+
+Each record is written, flushed and fsync'd before the loop takes its next step, so a crash
+loses at most the line being written; a torn last line (SIGKILL mid-write) is cut off when the
+archive is opened again. The file is never rewritten in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.search.candidate import Status
+
+log = structlog.get_logger()
+
+Generation = Literal["initial"] | int
+
+
+class Usage(BaseModel):
+    """LLM usage of one candidate (all its proposal, reflection and repair calls)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(calls=self.calls + other.calls, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens,
+                     cost_usd=self.cost_usd + other.cost_usd)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Attempt(BaseModel):
+    """One try at a candidate: the first proposal or one repair. The repair history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code_id: str | None
+    name: str | None = None
+    status: Status
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Record(BaseModel):
+    """One archived candidate: scored or failed, never both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="content hash of the normalised code")
+    name: str
+    thought: str
+    code: str
+    generation: Generation
+    index: int = Field(description="position of the candidate within its generation")
+    parents: list[str] = Field(default_factory=list, description="ids of the records shown in its prompt")
+    status: Status
+    fitness: float | None = None
+    fitness_text: str | None = None
+    fitness_detail: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    timings: dict[str, float] = Field(default_factory=dict)
+    attempts: list[Attempt] = Field(default_factory=list)
+    cached: bool = Field(False, description="baseline evaluation reused from the cache")
+
+    @property
+    def slot(self) -> tuple[Generation, int]:
+        return (self.generation, self.index)
+
+
+class ArchiveCorrupt(Exception):
+    """A line other than the last one cannot be read: refuse to guess."""
+
+
+class Archive:
+    """Append-only, fsync'd JSONL archive. Thread-safe."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._records: list[Record] = _load(path)
+
+    @property
+    def records(self) -> list[Record]:
+        with self._lock:
+            return list(self._records)
+
+    def slots(self) -> set[tuple[Generation, int]]:
+        with self._lock:
+            return {record.slot for record in self._records}
+
+    def append(self, record: Record) -> None:
+        """Write one record and make it durable before returning."""
+        line = record.model_dump_json() + "\n"
+        with self._lock:
+            if record.slot in {r.slot for r in self._records}:
+                raise ValueError(f"slot {record.slot} is already archived")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._records.append(record)
+
+
+def _load(path: Path) -> list[Record]:
+    """Read the archive, cutting off a torn last line so that later appends stay valid JSONL."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    records: list[Record] = []
+    offset = 0
+    for number, raw in enumerate(lines, start=1):
+        is_last = number == len(lines)
+        if raw.strip():
+            try:
+                records.append(Record.model_validate(json.loads(raw)))
+            except (ValueError, ValidationError) as exc:
+                if not is_last and any(rest.strip() for rest in lines[number:]):
+                    raise ArchiveCorrupt(f"{path}:{number}: unreadable record ({exc})") from exc
+                log.warning("archive_torn_line_dropped", path=str(path), line=number, bytes=len(raw))
+                _truncate(path, offset)
+                break
+            if is_last:  # complete record whose newline was not written
+                _append_newline(path)
+        offset += len(raw) + 1
+    return records
+
+
+def _truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _append_newline(path: Path) -> None:
+    with open(path, "ab") as handle:
+        handle.write(b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_records(run_dir: Path) -> list[Record]:
+    """The archived records of a run directory (read-only use: reports, `archive show`)."""
+    return Archive(run_dir / ARCHIVE_NAME).records
+
+
+ARCHIVE_NAME = "archive.jsonl"

@@ -1,0 +1,190 @@
+"""The generic discovery loop: baselines, then generations of LLM-written candidates.
+
+Order is deterministic whatever the parallelism: every candidate of generation g is prompted
+with the archive as it stood when g began (all earlier generations), and records are appended
+in candidate order, a finished later candidate waiting in the journal for the earlier ones.
+Proposals of later candidates overlap evaluations of earlier ones (eval_slots + 1 workers, at
+most eval_slots evaluating).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import structlog
+
+from engine.config import RunConfig
+from engine.llm.client import LLMClient
+from engine.llm.usage import Budget
+from engine.search.archive import ARCHIVE_NAME, Archive, Attempt, Generation, Record, Usage
+from engine.search.baseline_cache import BaselineCache
+from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
+from engine.search.codeid import code_id
+from engine.search.dedupe import Dedupe
+from engine.search.domain import Domain, RunContext
+from engine.search.journal import CandidateState, Journal
+from engine.search.observer import Observer
+from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
+from engine.search.prompting import entry, select
+from engine.search.stop import Limits, Stopped, Stopper, StopReason
+
+log = structlog.get_logger()
+
+
+class Search:
+    """One run of the loop over a run directory; `run()` may be called on a fresh or a
+    half-done directory and continues where the archive and the journal say it stopped."""
+
+    def __init__(self, domain: Domain, config: RunConfig, run: RunContext, client: LLMClient, *,
+                 stopper: Stopper, observer: Observer | None = None):
+        self.domain = domain
+        self.config = config
+        self.search = config.search
+        self.run_ctx = run
+        self.client = client
+        self.stopper = stopper
+        self.observer = observer or Observer()
+        self.archive = Archive(run.run_dir / ARCHIVE_NAME)
+        self.journal = Journal(run.run_dir)
+
+    def run(self) -> tuple[StopReason, str]:
+        """Run until every generation is done or a stop is requested; say why it ended."""
+        archived = self.archive.slots()
+        for slot in self.journal.slots():
+            if slot in archived:  # killed between the append and the journal cleanup
+                self.journal.remove(slot)
+        services = self._services()
+        self.observer.run_started(self.search.generations, self.search.candidates_per_generation,
+                                  self.archive.records)
+        log.info("search.started", run_dir=str(self.run_ctx.run_dir), domain=self.domain.name,
+                 archived=len(archived), pending=len(self.journal.slots()))
+        try:
+            self._baselines(services)
+            for generation in range(1, self.search.generations + 1):
+                if self.stopper.reason is not None:
+                    break
+                self._generation(services, generation)
+        except Stopped:
+            pass
+        except Exception as exc:  # infrastructure: the run stops, its candidate stays in the journal
+            log.exception("search.infrastructure_error", error=str(exc))
+            self.stopper.request(StopReason.ERROR, f"{type(exc).__name__}: {exc}")
+        reason = self.stopper.reason or StopReason.COMPLETED
+        detail = self.stopper.detail or f"{self.search.generations} generations done"
+        log.info("search.finished", reason=reason.value, detail=detail, archived=len(self.archive.records))
+        self.observer.run_finished(reason.value, detail)
+        return reason, detail
+
+    # ---- setup ---------------------------------------------------------------------------
+    def _services(self) -> LoopServices:
+        spent = Usage()
+        for record in self.archive.records:
+            spent = spent + record.usage
+        for slot in self.journal.slots():
+            state = self.journal.load(slot)
+            if state is not None:
+                spent = spent + state.usage
+        budget = Budget(usd=self.config.llm.budget_usd, tokens=self.config.llm.budget_tokens)
+        return LoopServices(
+            domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
+            stopper=self.stopper, limits=Limits(self.search.wall_time_s, budget, spent),
+            eval_slots=threading.Semaphore(self.search.eval_slots), observer=self.observer,
+            dedupe=Dedupe(self.archive.records),
+            baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()))
+
+    # ---- generations ---------------------------------------------------------------------
+    def _baselines(self, services: LoopServices) -> None:
+        baselines = self.domain.baselines()
+        self._run_slots(services, "initial", len(baselines),
+                        lambda index: self._baseline(services, index, baselines[index]))
+
+    def _generation(self, services: LoopServices, generation: int) -> None:
+        earlier = [r for r in self.archive.records if r.generation != generation]
+        shown = select(earlier, self.search.archive_prompt_chars)
+        prompt = self.domain.proposal_prompt(json.dumps([entry(r) for r in shown], indent=2))
+        parents = [r.id for r in shown]
+
+        def job(index: int) -> Record:
+            state = self.journal.load((generation, index))
+            if state is None:
+                state = CandidateState(generation=generation, index=index, parents=parents)
+            if state.final is None:
+                services.checkpoint()
+            return CandidatePipeline(services, state, prompt).run()
+
+        self._run_slots(services, generation, self.search.candidates_per_generation, job)
+
+    def _run_slots(self, services: LoopServices, generation: Generation, count: int,
+                   job: Callable[[int], Record]) -> None:
+        """Run the unarchived slots of one generation in parallel and append in slot order."""
+        done = self.archive.slots()
+        todo = [index for index in range(count) if (generation, index) not in done]
+        if not todo:
+            return
+        self.observer.generation_started(generation)
+        log.info("search.generation", generation=generation, candidates=len(todo))
+        failure: BaseException | None = None
+        in_order = True
+        workers = min(len(todo), self.search.eval_slots + 1)
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"evobox-{generation}") as pool:
+            futures: list[Future[Record]] = [pool.submit(job, index) for index in todo]
+            for future in futures:
+                try:
+                    record = future.result()
+                except Stopped:
+                    in_order = False
+                    continue
+                except Exception as exc:  # re-raised below, once every worker has returned
+                    self.stopper.request(StopReason.ERROR, f"{type(exc).__name__}: {exc}")
+                    failure = failure or exc
+                    in_order = False
+                    continue
+                if in_order:  # a later record waits in the journal until the earlier ones are in
+                    self._commit(record, services.dedupe)
+        if failure is not None:
+            raise failure
+
+    def _commit(self, record: Record, dedupe: Dedupe) -> None:
+        self.archive.append(record)
+        self.journal.remove(record.slot)
+        dedupe.add(record)
+        log.info("candidate.archived", generation=record.generation, index=record.index, id=record.id,
+                 name=record.name, status=record.status.value, fitness=record.fitness, error=record.error)
+        self.observer.candidate_finished(record)
+
+    # ---- baselines -----------------------------------------------------------------------
+    def _baseline(self, services: LoopServices, index: int, proposal: Proposal) -> Record:
+        """Evaluate (or reuse the cached evaluation of) one hand-written baseline."""
+        state = self.journal.load(("initial", index))
+        if state is not None and state.final is not None:
+            return state.final
+        services.checkpoint()
+        state = CandidateState(generation="initial", index=index)
+        clock = StageClock(state.timings, lambda stage: self.observer.stage(("initial", index), stage))
+        cid = code_id(proposal.code)
+        evaluation: Evaluation | None = services.baseline_cache.get(cid)
+        cached = evaluation is not None
+        failure: CandidateFailure | None = None
+        if evaluation is None:
+            try:
+                clock("check")
+                static_checks(self.domain, proposal.code)
+                evaluation = evaluate(services, proposal, cid, clock)
+                services.baseline_cache.put(cid, evaluation)
+            except CandidateFailure as exc:
+                failure = exc
+            finally:
+                clock.stop()
+        status = failure.status if failure else Status.OK
+        error = failure.reason if failure else None
+        state.final = Record(
+            id=cid, name=proposal.name, thought=proposal.thought, code=proposal.code, generation="initial",
+            index=index, status=status, fitness=evaluation.fitness if evaluation else None,
+            fitness_text=evaluation.fitness_text if evaluation else None,
+            fitness_detail=evaluation.detail if evaluation else {}, error=error, timings=state.timings,
+            attempts=[Attempt(code_id=cid, name=proposal.name, status=status, error=error)], cached=cached)
+        self.journal.save(state)
+        return state.final

@@ -1,0 +1,237 @@
+"""One candidate from first prompt to archive record: propose, reflect, check, evaluate, repair.
+
+The candidate's state lives in a journal entry, saved after every LLM reply and every attempt,
+so the pipeline can be stopped at any step boundary (or killed anywhere) and continued later
+from the same state: replies already received are never asked for again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from engine.llm.client import LLMReplyError
+from engine.sandbox.gate import GateError, check_code
+from engine.search.archive import Attempt, Record, Usage
+from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
+from engine.search.codeid import code_id
+from engine.search.dedupe import Dedupe
+from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.search.journal import CandidateState, Journal, ProposalData
+from engine.search.observer import Observer
+from engine.search.proposal import PROPOSAL_SCHEMA, check_syntax, parse_proposal
+from engine.search.stop import Limits, Stopped, Stopper
+
+if TYPE_CHECKING:
+    from engine.llm.client import LLMClient
+    from engine.search.baseline_cache import BaselineCache
+    from engine.config import SearchConfig
+
+log = structlog.get_logger()
+
+MAX_ASSISTANT_CHARS = 20_000  # a megabyte reply is kept in the conversation only as its head
+
+
+@dataclass
+class LoopServices:
+    """What every candidate of a run shares."""
+
+    domain: Domain
+    search: SearchConfig
+    client: LLMClient
+    journal: Journal
+    run: RunContext
+    stopper: Stopper
+    limits: Limits
+    eval_slots: threading.Semaphore
+    observer: Observer
+    dedupe: Dedupe
+    baseline_cache: BaselineCache
+
+    def checkpoint(self) -> None:
+        """Raise Stopped if a stop was requested or a budget is spent."""
+        if self.stopper.reason is None:
+            exceeded = self.limits.exceeded(_usage(self.client.total))
+            if exceeded:
+                self.stopper.request(*exceeded)
+        if self.stopper.reason is not None:
+            raise Stopped(self.stopper.reason.value)
+
+
+def _usage(value: Any) -> Usage:
+    """Our record's Usage from the LLM client's Usage dataclass."""
+    return Usage(calls=value.calls, prompt_tokens=value.prompt_tokens,
+                 completion_tokens=value.completion_tokens, cost_usd=value.cost_usd)
+
+
+class StageClock:
+    """Accumulates seconds per stage and reports stage changes to the observer."""
+
+    def __init__(self, timings: dict[str, float], report: Callable[[str], None]):
+        self._timings = timings
+        self._report = report
+        self._stage: str | None = None
+        self._since = 0.0
+
+    def __call__(self, stage: str) -> None:
+        self.stop()
+        self._stage, self._since = stage, time.monotonic()
+        self._report(stage)
+
+    def stop(self) -> None:
+        if self._stage is not None:
+            elapsed = time.monotonic() - self._since
+            self._timings[self._stage] = round(self._timings.get(self._stage, 0.0) + elapsed, 3)
+            self._stage = None
+
+
+class CandidatePipeline:
+    """Runs one generated candidate to its final record (or raises Stopped)."""
+
+    def __init__(self, services: LoopServices, state: CandidateState, proposal_prompt: str):
+        self.s = services
+        self.state = state
+        self.proposal_prompt = proposal_prompt
+        self.clock = StageClock(state.timings, lambda stage: services.observer.stage(state.slot, stage))
+        self.log = log.bind(generation=state.generation, index=state.index)
+
+    # ---- driver --------------------------------------------------------------------------
+    def run(self) -> Record:
+        st = self.state
+        try:
+            if st.final is not None:
+                return st.final
+            if not st.messages:
+                st.messages = [{"role": "system", "content": self.s.domain.system_prompt()},
+                               {"role": "user", "content": self.proposal_prompt}]
+                self._ask("propose")
+            reflections = self.s.domain.reflection_prompts()[: self.s.search.reflection_rounds]
+            while st.reflections_done < len(reflections):
+                st.messages.append({"role": "user", "content": reflections[st.reflections_done]})
+                self._ask("reflect")
+                st.reflections_done += 1
+                self.s.journal.save(st)
+            while True:
+                attempt, evaluation = self._attempt()
+                if evaluation is not None or len(st.attempts) > self.s.search.repair_rounds:
+                    return self._finish(attempt, evaluation)
+                st.messages.append({"role": "user", "content": self.s.domain.repair_prompt(attempt.error or "")})
+                self._ask("repair")
+        finally:
+            self.clock.stop()
+
+    # ---- LLM turns -----------------------------------------------------------------------
+    def _ask(self, stage: str) -> None:
+        """One meta-LLM turn; its reply (usable or not) is absorbed into the state and saved."""
+        self.s.checkpoint()
+        self.clock(stage)
+        st = self.state
+        seed = self.s.search.seed + 1_000_003 * int(st.generation) + 1_009 * st.index + len(st.messages)
+        try:
+            reply = self.s.client.chat_json(st.messages, schema=PROPOSAL_SCHEMA, seed=seed)
+            text, usage = reply.text, _usage(reply.usage)
+            proposal = parse_proposal(reply.data, max_code_chars=self.s.search.max_code_chars)
+            st.proposal, st.reply_error = ProposalData(**proposal.__dict__), None
+            st.last_proposal = st.proposal
+        except LLMReplyError as exc:
+            text, usage = exc.raw_text, _usage(exc.usage) if exc.usage is not None else Usage()
+            self._unusable(stage, exc.reason)
+        except CandidateFailure as exc:
+            self._unusable(stage, exc.reason)
+        st.raw_reply = text[:MAX_ASSISTANT_CHARS]
+        st.usage = st.usage + usage
+        shown = text if len(text) <= MAX_ASSISTANT_CHARS else text[:MAX_ASSISTANT_CHARS] + "\n[... reply truncated]"
+        st.messages.append({"role": "assistant", "content": shown})
+        self.clock.stop()
+        self.s.journal.save(st)
+        self.s.observer.spend(self.s.client.total)
+
+    def _unusable(self, stage: str, reason: str) -> None:
+        """A reply without a usable proposal. A bad reflection keeps the proposal it reflected on."""
+        self.log.info("candidate.reply_unusable", stage=stage, reason=reason)
+        if stage == "reflect" and self.state.proposal is not None:
+            return
+        self.state.proposal, self.state.reply_error = None, reason
+
+    # ---- attempts ------------------------------------------------------------------------
+    def _attempt(self) -> tuple[Attempt, Evaluation | None]:
+        """Check and evaluate the current proposal once; the outcome is journaled."""
+        st = self.state
+        started = time.monotonic()
+        proposal = st.proposal
+        cid = code_id(proposal.code) if proposal else None
+        evaluation: Evaluation | None = None
+        try:
+            if proposal is None:
+                raise CandidateFailure(Status.INVALID, st.reply_error or "the reply held no proposal")
+            self.clock("check")
+            static_checks(self.s.domain, proposal.code)
+            self._dedupe(cid)  # type: ignore[arg-type]
+            evaluation = evaluate(self.s, Proposal(**proposal.model_dump()), cid, self.clock)  # type: ignore[arg-type]
+            attempt = Attempt(code_id=cid, name=proposal.name, status=Status.OK)
+        except CandidateFailure as failure:
+            self.log.info("candidate.attempt_failed", status=failure.status.value, reason=failure.reason)
+            attempt = Attempt(code_id=cid, name=proposal.name if proposal else None,
+                              status=failure.status, error=failure.reason)
+        finally:
+            self.clock.stop()
+        attempt.seconds = round(time.monotonic() - started, 3)
+        st.attempts.append(attempt)
+        self.s.journal.save(st)
+        return attempt, evaluation
+
+    def _dedupe(self, cid: str) -> None:
+        for number, earlier in enumerate(self.state.attempts, start=1):
+            if earlier.code_id == cid:
+                raise CandidateFailure(Status.INVALID, "duplicate: the code is identical (ignoring layout and "
+                                       f"comments) to your attempt {number}, which failed: {earlier.error}")
+        reason = self.s.dedupe.claim(cid, self.state.slot)
+        if reason:
+            raise CandidateFailure(Status.INVALID, reason)
+
+    def _finish(self, attempt: Attempt, evaluation: Evaluation | None) -> Record:
+        st = self.state
+        shown = st.proposal or st.last_proposal
+        code = shown.code if shown else ""
+        record = Record(
+            id=code_id(code), name=shown.name if shown else "unnamed", thought=shown.thought if shown else "",
+            code=code, generation=st.generation, index=st.index, parents=st.parents, status=attempt.status,
+            fitness=evaluation.fitness if evaluation else None,
+            fitness_text=evaluation.fitness_text if evaluation else None,
+            fitness_detail=evaluation.detail if evaluation else {},
+            error=attempt.error, usage=st.usage, timings=st.timings, attempts=st.attempts)
+        st.final = record
+        self.s.journal.save(st)
+        return record
+
+
+def static_checks(domain: Domain, code: str) -> None:
+    """Syntax, the engine's gate, then the domain's own checks; CandidateFailure on a problem."""
+    check_syntax(code)
+    try:
+        check_code(code)
+    except GateError as exc:
+        raise CandidateFailure(Status.INVALID, f"static check: {exc.reason}") from None
+    domain.check(code)
+
+
+def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock) -> Evaluation:
+    """domain.evaluate in one of the run's evaluation slots, in a fresh candidate directory."""
+    clock("queue")
+    with s.eval_slots:
+        s.checkpoint()
+        candidate_dir = s.run.run_dir / "candidates" / cid
+        if candidate_dir.exists():  # left by an evaluation killed before it finished
+            shutil.rmtree(candidate_dir)
+        candidate_dir.mkdir(parents=True)
+        (candidate_dir / "code.py").write_text(proposal.code)
+        clock("evaluate")
+        ctx = CandidateContext(run=s.run, candidate_id=cid, candidate_dir=candidate_dir, stage=clock,
+                               log=log.bind(candidate=cid))
+        return s.domain.evaluate(proposal, ctx)

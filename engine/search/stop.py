@@ -1,0 +1,62 @@
+"""Why a run stops, and the one flag every thread of the loop checks before its next step."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+
+from engine.llm.usage import Budget, Usage
+
+
+class StopReason(str, enum.Enum):
+    """How a run ended. Everything but ERROR is a clean end: the archive holds all finished work."""
+
+    COMPLETED = "completed"  # every generation is done
+    WALL_TIME = "wall_time"  # [search] wall_time_s spent
+    LLM_BUDGET = "llm_budget"  # [llm] budget_usd or budget_tokens spent
+    INTERRUPTED = "interrupted"  # SIGINT / Ctrl-C
+    ERROR = "error"  # the environment broke (docker, LLM server): resume once it is fixed
+
+
+class Stopped(Exception):
+    """Raised at a step boundary once a stop was requested; the candidate stays in the journal."""
+
+
+class Stopper:
+    """Thread-safe stop request; the first reason wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason: StopReason | None = None
+        self.detail = ""
+
+    def request(self, reason: StopReason, detail: str = "") -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason, self.detail = reason, detail
+
+    @property
+    def reason(self) -> StopReason | None:
+        with self._lock:
+            return self._reason
+
+
+class Limits:
+    """The run's budgets: wall time since this process started the search, and LLM spend
+    (spend recorded by earlier processes of the same run plus this process's client totals)."""
+
+    def __init__(self, wall_time_s: float | None, budget: Budget, spent_before: Usage):
+        self._deadline = None if wall_time_s is None else time.monotonic() + wall_time_s
+        self._wall_time_s = wall_time_s
+        self._budget = budget
+        self._spent_before = spent_before
+
+    def exceeded(self, spent_now: Usage) -> tuple[StopReason, str] | None:
+        """The first budget spent, with a one-line explanation, or None."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return StopReason.WALL_TIME, f"wall-time budget of {self._wall_time_s:g}s spent"
+        reason = self._budget.exceeded(self._spent_before + spent_now)
+        if reason:
+            return StopReason.LLM_BUDGET, reason
+        return None
