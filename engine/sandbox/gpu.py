@@ -1,0 +1,115 @@
+"""GPU leases on a machine shared by several runs and users.
+
+One lock file per device index in a lock dir every user can write (mode 1777, files 0666).
+A lease holds an exclusive flock on each of its devices; the kernel drops the flocks when the
+process dies, so a crashed run's GPUs come back without anyone cleaning up. The container
+then gets exactly the leased indices as a device request.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker.types
+
+from engine.sandbox.errors import GpuUnavailableError
+from engine.sandbox.reaper import open_lock_file, shared_dir
+
+DEFAULT_LOCK_DIR = Path("/tmp/evobox-gpu-locks")
+
+
+def detect_gpus() -> list[int]:
+    """Indices of the NVIDIA GPUs of this machine (nvidia-smi order), [] when there are none."""
+    if shutil.which("nvidia-smi"):
+        proc = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30)
+        if proc.returncode == 0:
+            return sorted(int(line) for line in proc.stdout.split() if line.strip().isdigit())
+    proc_dir = Path("/proc/driver/nvidia/gpus")
+    return list(range(len(list(proc_dir.iterdir())))) if proc_dir.is_dir() else []
+
+
+class GpuLease:
+    """Devices held by one run until `release()` (or the end of a `with` block)."""
+
+    def __init__(self, indices: tuple[int, ...], fds: list[int]) -> None:
+        self.indices = indices
+        self._fds = fds
+
+    def device_request(self) -> docker.types.DeviceRequest:
+        return docker.types.DeviceRequest(driver="nvidia", device_ids=[str(i) for i in self.indices],
+                                          capabilities=[["gpu"]])
+
+    def release(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+    def __enter__(self) -> GpuLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class GpuLeaser:
+    """Hands out device indices that no other lease on this machine holds."""
+
+    def __init__(self, lock_dir: Path | None = None, devices: Sequence[int] | None = None) -> None:
+        self.lock_dir = lock_dir or Path(os.environ.get("EVOBOX_GPU_LOCK_DIR", DEFAULT_LOCK_DIR))
+        self._devices = list(devices) if devices is not None else None
+
+    @property
+    def devices(self) -> list[int]:
+        if self._devices is None:
+            self._devices = detect_gpus()
+        return self._devices
+
+    def lease(self, n: int, *, wait_s: float = 0.0) -> GpuLease:
+        """Lease `n` free devices, waiting up to `wait_s` for others to release theirs."""
+        if n <= 0:
+            raise ValueError(f"a lease needs at least one GPU, got {n}")
+        if n > len(self.devices):
+            found = f"{len(self.devices)} GPU(s)" if self.devices else "no GPU (no NVIDIA driver found)"
+            raise GpuUnavailableError(f"asked for {n} GPU(s) but this machine has {found}; set gpus = 0 to run on CPU")
+        shared_dir(self.lock_dir)
+        deadline = time.monotonic() + wait_s
+        while True:
+            lease = self._try(n)
+            if lease is not None:
+                return lease
+            if time.monotonic() >= deadline:
+                raise GpuUnavailableError(
+                    f"asked for {n} GPU(s) but only {self.free_count()} of {len(self.devices)} are free "
+                    f"(leased by other runs; locks in {self.lock_dir})")
+            time.sleep(0.2)
+
+    def free_count(self) -> int:
+        lease = self._try(len(self.devices), partial=True)
+        count = len(lease.indices) if lease else 0
+        if lease:
+            lease.release()
+        return count
+
+    def _try(self, n: int, *, partial: bool = False) -> GpuLease | None:
+        held: list[tuple[int, int]] = []
+        for index in self.devices:
+            if len(held) == n:
+                break
+            fd = open_lock_file(self.lock_dir / f"gpu{index}.lock")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append((index, fd))
+            except BlockingIOError:
+                os.close(fd)
+        if len(held) < n and not partial:
+            for _, fd in held:
+                os.close(fd)
+            return None
+        return GpuLease(tuple(i for i, _ in held), [fd for _, fd in held]) if held else None
