@@ -100,6 +100,8 @@ class GatewayConfig(_Strict):
     cache_dir: Path | None = Field(None, description="Response cache keyed by the whole request (reproducible reruns, "
                                                      "cheap repeats). None: no cache.")
     upstream_timeout_s: float = Field(600.0, gt=0, description="Timeout of one forwarded call.")
+    default_max_tokens: int = Field(4096, gt=0, description="Completion cap for requests that set none (every call's "
+                                                             "spend is bounded; also clamped to the grant's remaining tokens).")
     max_request_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
 
 
