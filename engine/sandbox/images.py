@@ -62,12 +62,6 @@ def images_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "sandbox_images"
 
 
-def cache_dir() -> Path:
-    """Host cache for downloaded wheels: $EVOBOX_CACHE_DIR or ~/.cache/evobox."""
-    env = os.environ.get("EVOBOX_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "evobox"
-
-
 def runtime_names(root: Path | None = None) -> list[str]:
     """Every runtime recipe: a folder of sandbox_images/ with a Dockerfile."""
     root = root or images_dir()
