@@ -1,0 +1,118 @@
+"""One candidate's trip through the sandbox: build its layer, unit-test it against the stub LLM,
+then answer the questions through the gateway. Returns the raw answers; scoring is elsewhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.adas import Task, spec_for
+from benchmarks.adas.registry import Benchmark
+from engine.domains.adas.config import AdasConfig
+from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
+from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.runner import RunResult, read_out_file
+from engine.search.candidate import CandidateFailure, Status
+from engine.search.domain import CandidateContext
+
+HARNESS = ["python3", "-m", "adas_box.harness"]
+STARTUP_S = 30.0  # container start and interpreter import, on a busy 2-core machine
+
+
+def failure_of(result: RunResult, what: str, limits: SandboxLimits) -> CandidateFailure:
+    """The candidate's failure for a container that did not finish cleanly."""
+    if result.timed_out:
+        return CandidateFailure(Status.TIMEOUT, f"{what}: {result.failure_reason()}")
+    if result.oom_killed:
+        return CandidateFailure(Status.OOM, f"{what}: {result.failure_reason()}")
+    return CandidateFailure(Status.FAILED, f"{what}: {result.failure_reason()}",
+                            {"stderr_tail": result.stderr_tail[-2000:]})
+
+
+def read_json(out_dir: Path, name: str, max_bytes: int, what: str) -> dict[str, Any]:
+    """A JSON object the container wrote to /out, size-capped and never following links."""
+    try:
+        value = json.loads(read_out_file(out_dir, name, max_bytes))
+    except (OSError, ValueError) as exc:
+        raise CandidateFailure(Status.FAILED, f"{what}: no readable /out/{name} ({exc})") from None
+    if not isinstance(value, dict):
+        raise CandidateFailure(Status.FAILED, f"{what}: /out/{name} is not a JSON object")
+    return value
+
+
+class CandidateRun:
+    """Build → selftest (stub LLM, no gateway) → evaluate (gateway grant) for one agent."""
+
+    def __init__(self, config: AdasConfig, ctx: CandidateContext, runtime: str, code: str, stub_answer: Any):
+        self.config, self.ctx, self.runtime, self.code, self.stub_answer = config, ctx, runtime, code, stub_answer
+        self.dir = ctx.candidate_dir
+        self.labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
+
+    def run(self, tasks: list[Task]) -> dict[str, Any]:
+        self.ctx.stage("build")
+        image = self.ctx.run.images.layer(self.runtime, box_files(self.code), kind=LAYER_KIND, labels=self.labels)
+        in_dir = self._write_inputs(tasks)
+        self.ctx.stage("test")
+        self._selftest(image, in_dir)
+        self.ctx.stage("evaluate")
+        return self._evaluate(image, in_dir, len(tasks))
+
+    def _limits(self, timeout_s: float) -> SandboxLimits:
+        c = self.config
+        return self.ctx.run.limits.model_copy(update={"timeout_s": timeout_s, "memory_bytes": c.memory,
+                                                      "cpus": c.cpus, "pids": c.pids, "gpus": 0})
+
+    def _write_inputs(self, tasks: list[Task]) -> Path:
+        """/in: the harness settings and the questions (Task.public(): no gold answer)."""
+        c = self.config
+        in_dir = self.dir / "in"
+        in_dir.mkdir(parents=True, exist_ok=True)
+        settings = {"answer_hint": spec_for(c.benchmark).answer_hint, "stub_answer": self.stub_answer,
+                    "max_tokens": c.agent_max_tokens, "threads": c.threads,
+                    "question_timeout_s": c.question_timeout_s, "deadline_s": c.harness_deadline_s(len(tasks)),
+                    "selftest_questions": c.selftest_questions, "selftest_timeout_s": c.selftest_timeout_s,
+                    "arc": c.benchmark is Benchmark.ARC}
+        (in_dir / "config.json").write_text(json.dumps(settings), encoding="utf-8")
+        (in_dir / "questions.json").write_text(json.dumps([t.public() for t in tasks]), encoding="utf-8")
+        return in_dir
+
+    def _selftest(self, image: str, in_dir: Path) -> None:
+        """Unit test in the candidate's container against the stub LLM: no gateway, no cost."""
+        c = self.config
+        limits = self._limits(c.selftest_questions * c.selftest_timeout_s + STARTUP_S)
+        out_dir = self.dir / "selftest_out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = self.ctx.run.sandbox.run(image, [*HARNESS, "selftest"], limits=limits, in_dir=in_dir,
+                                          out_dir=out_dir, labels=self.labels,
+                                          name=f"evobox-{self.ctx.run.run_id}-{self.ctx.candidate_id}-test")
+        (self.dir / "selftest.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
+        if not result.ok:
+            raise failure_of(result, "unit test", limits)
+        report = read_json(out_dir, "selftest.json", SELFTEST_MAX_BYTES, "unit test")
+        if not report.get("ok"):
+            raise CandidateFailure(Status.FAILED, f"unit test: {report.get('reason')}")
+
+    def _evaluate(self, image: str, in_dir: Path, questions: int) -> dict[str, Any]:
+        c, run = self.config, self.ctx.run
+        if run.gateway is None:
+            raise RuntimeError("the ADAS domain needs the LLM gateway (needs_gateway=True)")
+        grant = run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
+                                  max_calls=c.max_llm_calls, max_tokens=c.max_llm_tokens)
+        limits = self._limits(c.harness_deadline_s(questions) + STARTUP_S)
+        out_dir = self.dir / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = run.sandbox.run(image, [*HARNESS, "evaluate"], limits=limits, in_dir=in_dir, out_dir=out_dir,
+                                 mounts=[grant.mount], env=grant.env, labels=self.labels,
+                                 name=f"evobox-{run.run_id}-{self.ctx.candidate_id}-eval")
+        (self.dir / "evaluate.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
+        usage = run.gateway.usage(grant.token)
+        self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
+                          prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+        if not result.ok:
+            raise failure_of(result, "evaluation", limits)
+        report = read_json(out_dir, "answers.json", ANSWERS_MAX_BYTES, "evaluation")
+        if report.get("load_error"):
+            raise CandidateFailure(Status.INVALID, str(report["load_error"])[:300])
+        answers = report.get("answers")
+        return answers if isinstance(answers, dict) else {}
