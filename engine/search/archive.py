@@ -118,8 +118,9 @@ class Archive:
             self._records.append(record)
 
 
-def _load(path: Path) -> list[Record]:
-    """Read the archive, cutting off a torn last line so that later appends stay valid JSONL."""
+def _load(path: Path, *, repair: bool = True) -> list[Record]:
+    """Read the archive; with `repair`, cut off a torn last line so that later appends stay
+    valid JSONL (readers such as reports ignore it instead: the writer may be mid-line)."""
     if not path.exists():
         return []
     lines = path.read_bytes().split(b"\n")
@@ -133,10 +134,11 @@ def _load(path: Path) -> list[Record]:
             except (ValueError, ValidationError) as exc:
                 if not is_last and any(rest.strip() for rest in lines[number:]):
                     raise ArchiveCorrupt(f"{path}:{number}: unreadable record ({exc})") from exc
-                log.warning("archive_torn_line_dropped", path=str(path), line=number, bytes=len(raw))
-                _truncate(path, offset)
+                if repair:
+                    log.warning("archive_torn_line_dropped", path=str(path), line=number, bytes=len(raw))
+                    _truncate(path, offset)
                 break
-            if is_last:  # complete record whose newline was not written
+            if is_last and repair:  # complete record whose newline was not written
                 _append_newline(path)
         offset += len(raw) + 1
     return records
@@ -158,7 +160,7 @@ def _append_newline(path: Path) -> None:
 
 def load_records(run_dir: Path) -> list[Record]:
     """The archived records of a run directory (read-only use: reports, `archive show`)."""
-    return Archive(run_dir / ARCHIVE_NAME).records
+    return _load(run_dir / ARCHIVE_NAME, repair=False)
 
 
 ARCHIVE_NAME = "archive.jsonl"

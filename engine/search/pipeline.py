@@ -70,6 +70,12 @@ def _usage(value: Any) -> Usage:
                  completion_tokens=value.completion_tokens, cost_usd=value.cost_usd)
 
 
+def request_seed(base: int, generation: int, index: int, turn: int) -> int:
+    """The sampling seed of one meta-LLM request: distinct per candidate and turn, the same on
+    every rerun, so a server that honours seeds gives reproducible searches."""
+    return base + 1_000_003 * generation + 1_009 * index + turn
+
+
 class StageClock:
     """Accumulates seconds per stage and reports stage changes to the observer."""
 
@@ -132,7 +138,7 @@ class CandidatePipeline:
         self.s.checkpoint()
         self.clock(stage)
         st = self.state
-        seed = self.s.search.seed + 1_000_003 * int(st.generation) + 1_009 * st.index + len(st.messages)
+        seed = request_seed(self.s.search.seed, int(st.generation), st.index, len(st.messages))
         try:
             reply = self.s.client.chat_json(st.messages, schema=PROPOSAL_SCHEMA, seed=seed)
             text, usage = reply.text, _usage(reply.usage)

@@ -1,0 +1,156 @@
+"""`evobox search | resume | report | archive show`: the loop's commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engine import logging as evobox_logging
+from engine.config import ConfigError, load_config
+from engine.llm.endpoint import EndpointError
+from engine.sandbox.errors import SandboxError
+from engine.search.archive import ARCHIVE_NAME, ArchiveCorrupt, load_records
+from engine.search.candidate import Status
+from engine.search.domain import RunContext
+from engine.search.observer import Observer
+from engine.search.runner import (RunDirError, RunOutcome, default_run_dir, resolve_domain_class, resume_search,
+                                  run_search)
+from engine.search.stop import Stopper, StopReason
+
+log = structlog.get_logger()
+archive_app = typer.Typer(help="Inspect a run's archive.", no_args_is_help=True)
+
+_EXIT_CODES = {StopReason.ERROR: 1, StopReason.INTERRUPTED: 130}
+
+LogLevel = Annotated[str, typer.Option("--log-level", help="Console log level (events.jsonl gets everything).")]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live display (logs only).")]
+
+
+def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def search(
+    domain: Annotated[str, typer.Argument(help="Domain name (adas, discopop) or module:Class.")],
+    config: Annotated[Path | None, typer.Option("--config", help="Run config (TOML).", dir_okay=False)] = None,
+    generations: Annotated[int | None, typer.Option("--generations", help="Overrides [search] generations.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Overrides [llm.meta] model.")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="Overrides [llm.meta] base_url.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Default runs/<domain>-<time>; an "
+                                                 "existing run directory is continued.")] = None,
+    log_level: LogLevel = "info",
+    no_progress: NoProgress = False,
+) -> None:
+    """Discover candidates for DOMAIN; writes report.html at the end."""
+    console = Console(stderr=True)
+    evobox_logging.configure(console, level=log_level)
+    overrides = {"search.generations": generations, "llm.meta.model": model, "llm.meta.base_url": base_url}
+    try:
+        run_config = load_config(config, overrides)
+        name = resolve_domain_class(domain).name
+    except (ConfigError, ValueError) as exc:
+        raise _fail(console, str(exc)) from None
+    target = run_dir or default_run_dir(name)
+    _execute(console, target, no_progress,
+             lambda **kw: run_search(domain, run_config, target, **kw))
+
+
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.", file_okay=False, exists=True)],
+    generations: Annotated[int | None, typer.Option("--generations", help="Raise or lower the generations.")] = None,
+    log_level: LogLevel = "info",
+    no_progress: NoProgress = False,
+) -> None:
+    """Continue a stopped or killed run exactly where it stopped."""
+    console = Console(stderr=True)
+    evobox_logging.configure(console, level=log_level)
+    _execute(console, run_dir, no_progress,
+             lambda **kw: resume_search(run_dir, {"search.generations": generations}, **kw))
+
+
+def _execute(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:
+    """Run with events.jsonl, the live display and Ctrl-C handling; print how it ended."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    evobox_logging.log_to_run_dir(run_dir)
+    stopper = Stopper()
+    opened: list[RunContext] = []
+    previous = signal.signal(signal.SIGINT, _on_interrupt(console, stopper, opened))
+    try:
+        if no_progress or not console.is_terminal:
+            outcome = start(stopper=stopper, observer=Observer(), on_open=opened.append)
+        else:
+            from engine.search.progress import RichProgress  # noqa: PLC0415
+
+            with RichProgress(console) as progress:
+                outcome = start(stopper=stopper, observer=progress, on_open=opened.append)
+    except (ConfigError, RunDirError, ValueError, ArchiveCorrupt, EndpointError, SandboxError) as exc:
+        raise _fail(console, str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        evobox_logging.close()
+    colour = "red" if outcome.reason is StopReason.ERROR else "green"
+    console.print(f"[{colour}]stopped: {outcome.reason.value}[/{colour}]: {outcome.detail}", highlight=False)
+    if outcome.reason is not StopReason.COMPLETED:
+        console.print(f"continue with: evobox resume {run_dir}", highlight=False)
+    if outcome.report:
+        console.print(f"report: {outcome.report}", highlight=False)
+    raise typer.Exit(_EXIT_CODES.get(outcome.reason, 0))
+
+
+def _on_interrupt(console: Console, stopper: Stopper, opened: list[RunContext]) -> Callable[[int, Any], None]:
+    """First Ctrl-C: finish the evaluations in flight, start nothing new. Second: remove this
+    run's containers and exit at once (unfinished candidates stay in the journal for resume)."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        if stopper.reason is None:
+            stopper.request(StopReason.INTERRUPTED, "interrupted (Ctrl-C)")
+            console.print("[yellow]stopping after the evaluations in flight; Ctrl-C again to abandon them "
+                          "(they will be re-run on resume)[/yellow]")
+            return
+        console.print("[red]abandoning in-flight candidates[/red]")
+        for run in opened:
+            run.sandbox.close()
+        evobox_logging.close()
+        sys.stderr.flush()
+        os._exit(130)
+
+    return handler
+
+
+def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.", file_okay=False, exists=True)]) -> None:
+    """Write RUN_DIR/report.html (self-contained: plots embedded)."""
+    from engine.search.report import write_report  # noqa: PLC0415 - matplotlib is slow to import
+
+    console = Console(stderr=True)
+    if not (run_dir / ARCHIVE_NAME).exists():
+        raise _fail(console, f"{run_dir} has no {ARCHIVE_NAME}")
+    print(write_report(run_dir))
+
+
+@archive_app.command("show")
+def archive_show(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.", file_okay=False, exists=True)],
+    top: Annotated[int | None, typer.Option("--top", help="Only the K best scored candidates.")] = None,
+) -> None:
+    """The archive as a table: in archive order, or the --top K by fitness."""
+    records = load_records(run_dir)
+    if top is not None:
+        records = sorted((r for r in records if r.status is Status.OK and r.fitness is not None),
+                         key=lambda r: r.fitness, reverse=True)[:top]  # type: ignore[arg-type, return-value]
+    table = Table(title=f"{run_dir} ({len(records)} shown)")
+    for column in ("gen/#", "id", "name", "status", "fitness", "error"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        table.add_row(f"{r.generation}/{r.index}", r.id, r.name, r.status.value,
+                      "" if r.fitness is None else f"{r.fitness:.4g}", r.error or "")
+    Console().print(table)

@@ -1,0 +1,171 @@
+"""One run's lifetime: run directory, LLM endpoint (embedded server if none is configured),
+gateway, sandbox and image builder are opened here, handed to the domain as a RunContext, and
+closed here whatever happens. `search` and `resume` both end up in `run_search`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import importlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from engine.config import ConfigError, RunConfig, load_saved_config, save_config
+from engine.domains import load_domain_class
+from engine.llm.client import LLMClient
+from engine.llm.config import RoleConfig
+from engine.llm.endpoint import Endpoint, needs_embedded, resolve
+from engine.paths import cache_dir
+from engine.search.domain import Domain, RunContext
+from engine.search.durable import write_json_atomic
+from engine.search.observer import Observer
+from engine.search.stop import Stopper, StopReason
+
+log = structlog.get_logger()
+
+RUN_META = "run.json"
+
+
+class RunDirError(Exception):
+    """The run directory cannot be used (another process holds it, or it belongs to another domain)."""
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    reason: StopReason
+    detail: str
+    report: Path | None
+
+
+def resolve_domain_class(spec: str) -> type[Domain]:
+    """A registered domain name (`adas`) or an importable `module:Class` (third-party domains)."""
+    if ":" not in spec:
+        return load_domain_class(spec)
+    module_name, _, class_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load domain {spec!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Domain)):
+        raise ValueError(f"{spec!r} is not a Domain subclass")
+    return cls
+
+
+def default_run_dir(domain_name: str) -> Path:
+    return Path("runs") / f"{domain_name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_domain_spec(run_dir: Path) -> str:
+    """The domain a run directory was created for."""
+    try:
+        return json.loads((run_dir / RUN_META).read_text())["domain"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunDirError(f"{run_dir} is not an evobox run directory (no readable {RUN_META}: {exc})") from None
+
+
+def _bind_run_dir(run_dir: Path, domain_spec: str, config: RunConfig) -> None:
+    """Create the run directory, or check that an existing one is the same search."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / RUN_META).exists():
+        previous = run_domain_spec(run_dir)
+        if previous != domain_spec:
+            raise RunDirError(f"{run_dir} holds a {previous!r} run, not {domain_spec!r}")
+        if load_saved_config(run_dir).domain != config.domain:
+            raise ConfigError(f"the [domain] table differs from the one {run_dir} was started with; "
+                              "scores would not be comparable: use a new --run-dir")
+    else:
+        write_json_atomic(run_dir / RUN_META, {"domain": domain_spec,
+                                               "created": dt.datetime.now(dt.timezone.utc).isoformat()})
+    save_config(config, run_dir)
+
+
+@contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """One process per run directory: two would append to one archive."""
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(f"{run_dir} is in use by another evobox process") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: Stopper,
+               observer: Observer | None = None, on_open: Callable[[RunContext], None] | None = None,
+               write_report: bool = True) -> RunOutcome:
+    """Open every service of the run, run the loop on `run_dir` (new or half-done), close them,
+    and write report.html. `on_open` sees the RunContext (the CLI uses it to reap on a second Ctrl-C)."""
+    domain_cls = resolve_domain_class(domain_spec)
+    domain_config = config.domain_config(domain_cls.config_model)
+    config = config.model_copy(update={"domain": domain_config.model_dump(mode="json")})
+    _bind_run_dir(run_dir, domain_spec, config)
+    with _exclusive(run_dir), ExitStack() as stack:
+        domain = domain_cls(domain_config)
+        llm = _EmbeddedOnDemand(stack, config)
+        run = _open_services(stack, domain, config, run_dir, llm)
+        if on_open:
+            on_open(run)
+        client = LLMClient(llm.endpoint_for(config.llm.meta), config.llm.meta, config.llm.prices)
+        log.info("run.opened", run_id=run.run_id, domain=domain.name, model=client.endpoint.model,
+                 base_url=client.endpoint.base_url)
+        domain.prepare(run)
+        from engine.search.loop import Search  # noqa: PLC0415 - keeps `evobox --help` light
+
+        reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer).run()
+    report = None
+    if write_report:
+        from engine.search.report import write_report as render  # noqa: PLC0415 - matplotlib is slow to import
+
+        report = render(run_dir)
+    return RunOutcome(run_dir, reason, detail, report)
+
+
+def resume_search(run_dir: Path, overrides: dict[str, object] | None = None, **kwargs: object) -> RunOutcome:
+    """Continue a run from its saved config (plus overrides such as more generations)."""
+    spec = run_domain_spec(run_dir)
+    return run_search(spec, load_saved_config(run_dir, overrides), run_dir, **kwargs)  # type: ignore[arg-type]
+
+
+class _EmbeddedOnDemand:
+    """The embedded model server, started on first use and stopped with the run."""
+
+    def __init__(self, stack: ExitStack, config: RunConfig):
+        self._stack, self._config, self._server = stack, config, None
+
+    def endpoint_for(self, role: RoleConfig) -> Endpoint:
+        if not needs_embedded(role):
+            return resolve(role, None)
+        if self._server is None:
+            from engine.llm.embedded import EmbeddedServer  # noqa: PLC0415 - only when actually used
+
+            self._server = self._stack.enter_context(EmbeddedServer(self._config.llm.embedded))
+        return resolve(role, self._server)
+
+
+def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir: Path,
+                   llm: _EmbeddedOnDemand) -> RunContext:
+    from engine.sandbox.images import ImageBuilder  # noqa: PLC0415 - docker only when a run starts
+    from engine.sandbox.runner import Sandbox  # noqa: PLC0415
+
+    run_id = run_dir.resolve().name
+    sandbox = Sandbox(run_id)  # reaps leftovers of this run's earlier, dead processes
+    stack.callback(sandbox.close)
+    images = ImageBuilder(progress=lambda line: log.info("images.progress", line=line))
+    gateway = None
+    if domain.needs_gateway:
+        from engine.llm.gateway import Gateway  # noqa: PLC0415
+
+        gateway = stack.enter_context(Gateway(llm.endpoint_for(config.llm.agent), run_dir / "gateway", config=config.llm.gateway))
+    return RunContext(run_id=run_id, run_dir=run_dir, cache_dir=cache_dir(), sandbox=sandbox, images=images,
+                      gateway=gateway, llm=config.llm, limits=config.sandbox)

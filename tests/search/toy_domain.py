@@ -1,0 +1,142 @@
+"""A toy domain for the loop's tests: candidates define `f(x)`; fitness is how close f is to x**2
+on a few points (minus the squared error, so 0 is perfect).
+
+Two evaluation modes: in-process (fast loop tests) and in a real container on the base image
+(resume/SIGKILL tests: the container is what must not be orphaned). Every evaluation start and
+end is appended to <run_dir>/evaluations.log so tests can count them.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.sandbox.runner import read_out_file
+from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
+from engine.search.domain import CandidateContext, Domain, RunContext
+
+BASELINES = [
+    Proposal(name="Zero", thought="The constant zero.", code="def f(x):\n    return 0.0\n"),
+    Proposal(name="Identity", thought="Return x unchanged.", code="def f(x):\n    return x\n"),
+]
+
+_CONTAINER_SCRIPT = """
+import json, sys, time
+sys.path.insert(0, "/in")
+time.sleep(float(sys.argv[1]))
+import candidate
+values = [candidate.f(x) for x in json.loads(sys.argv[2])]
+with open("/out/values.json", "w") as handle:
+    json.dump(values, handle)
+"""
+
+
+class Mode(str, enum.Enum):
+    INPROCESS = "inprocess"
+    SANDBOX = "sandbox"
+
+
+class ToyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    xs: list[float] = Field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 3.0])
+    mode: Mode = Mode.INPROCESS
+    eval_delay_s: float = Field(0.0, ge=0)
+
+
+class ToyDomain(Domain):
+    name = "toy"
+    config_model = ToyConfig
+    function_hint = "f"
+    config: ToyConfig
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        self.image: str | None = None
+
+    def system_prompt(self) -> str:
+        return 'You write Python. Reply with JSON {"thought": ..., "name": ..., "code": ...}.'
+
+    def proposal_prompt(self, archive_text: str) -> str:
+        return f"Archive:\n{archive_text}\nWrite f(x) that approximates x**2."
+
+    def reflection_prompts(self) -> list[str]:
+        return ["Reflect: is it new? Improve it.", "Reflect again: final answer."]
+
+    def repair_prompt(self, error: str) -> str:
+        return f"Your code failed: {error}\nFix it and reply with the same JSON format."
+
+    def baselines(self) -> list[Proposal]:
+        return list(BASELINES)
+
+    def check(self, code: str) -> None:
+        functions = [node for node in ast.parse(code).body if isinstance(node, ast.FunctionDef) and node.name == "f"]
+        if not functions:
+            raise CandidateFailure(Status.INVALID, "no function f(x) is defined")
+        arguments = functions[0].args
+        if len(arguments.args) != 1 or arguments.vararg or arguments.kwonlyargs:
+            raise CandidateFailure(Status.INVALID,
+                                   f"f must take exactly one argument x, it takes {len(arguments.args)}")
+
+    def prepare(self, run: RunContext) -> None:
+        if self.config.mode is Mode.SANDBOX:
+            self.image = run.images.base()
+
+    def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
+        events = ctx.run.run_dir / "evaluations.log"
+        _append(events, f"start {ctx.candidate_id}")
+        ctx.stage("build")
+        ctx.stage("test")
+        values = (self._in_sandbox(proposal, ctx) if self.config.mode is Mode.SANDBOX
+                  else self._in_process(proposal))
+        ctx.stage("score")
+        if len(values) != len(self.config.xs) or not all(isinstance(v, (int, float)) for v in values):
+            raise CandidateFailure(Status.FAILED, "f must return a number")
+        error = sum((v - x * x) ** 2 for v, x in zip(values, self.config.xs))
+        if not math.isfinite(error):
+            raise CandidateFailure(Status.FAILED, "f returned a non-finite value")
+        _append(events, f"end {ctx.candidate_id}")
+        return Evaluation(fitness=-error, fitness_text=f"squared error {error:.4g}", detail={"values": values})
+
+    def _in_process(self, proposal: Proposal) -> list[float]:
+        time.sleep(self.config.eval_delay_s)
+        namespace: dict = {}
+        try:
+            exec(compile(proposal.code, "candidate", "exec"), namespace)  # test domain: trusted, gate-checked
+            return [namespace["f"](x) for x in self.config.xs]
+        except Exception as exc:  # the candidate's fault, whatever it is
+            raise CandidateFailure(Status.FAILED, f"f raised {type(exc).__name__}: {exc}") from None
+
+    def _in_sandbox(self, proposal: Proposal, ctx: CandidateContext) -> list[float]:
+        assert self.image is not None
+        with tempfile.TemporaryDirectory() as in_dir:
+            Path(in_dir, "candidate.py").write_text(proposal.code)
+            Path(in_dir, "run.py").write_text(_CONTAINER_SCRIPT)
+            os.chmod(in_dir, 0o755)
+            out_dir = ctx.candidate_dir / "out"
+            result = ctx.run.sandbox.run(
+                self.image, ["python3", "/in/run.py", str(self.config.eval_delay_s), json.dumps(self.config.xs)],
+                limits=ctx.run.limits, in_dir=Path(in_dir), out_dir=out_dir,
+                labels={"evobox.candidate": ctx.candidate_id})
+        if result.timed_out:
+            raise CandidateFailure(Status.TIMEOUT, result.failure_reason())
+        if result.oom_killed:
+            raise CandidateFailure(Status.OOM, result.failure_reason())
+        if not result.ok:
+            raise CandidateFailure(Status.FAILED, result.failure_reason())
+        return json.loads(read_out_file(out_dir, "values.json", 1 << 20))
+
+
+def _append(path: Path, line: str) -> None:
+    with open(path, "a") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
