@@ -14,9 +14,9 @@ import os
 import httpx
 import openai
 
-SOCKET = os.environ.get("EVOBOX_LLM_SOCKET", "/run/llm/gateway.sock")
+DEFAULT_SOCKET = "/run/llm/gateway.sock"
 MODEL = os.environ.get("EVOBOX_LLM_MODEL", "")
-BASE_URL = "http://gateway/v1"  # the host name is ignored: every request goes through SOCKET
+BASE_URL = "http://gateway/v1"  # the host name is ignored: every request goes through the socket
 
 
 def client(*, timeout: float = 600.0, max_retries: int = 2) -> openai.OpenAI:
@@ -24,6 +24,6 @@ def client(*, timeout: float = 600.0, max_retries: int = 2) -> openai.OpenAI:
     token = os.environ.get("EVOBOX_LLM_TOKEN")
     if not token:
         raise RuntimeError("EVOBOX_LLM_TOKEN is not set: this sandbox was not granted LLM access")
-    transport = httpx.HTTPTransport(uds=SOCKET)
+    transport = httpx.HTTPTransport(uds=os.environ.get("EVOBOX_LLM_SOCKET", DEFAULT_SOCKET))
     return openai.OpenAI(base_url=BASE_URL, api_key=token, max_retries=max_retries,
                          http_client=httpx.Client(transport=transport, timeout=timeout))

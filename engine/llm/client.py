@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 import structlog
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from engine.llm.config import Price, RoleConfig, default_prices
 from engine.llm.endpoint import Endpoint
@@ -138,7 +138,7 @@ class LLMClient:
                                attempts=_attempts(retrying)) from exc
 
     def _wait(self, state: RetryCallState) -> float:
-        """Retry-After when the server gives one (capped), else exponential backoff with jitter."""
+        """Retry-After when the server gives one (capped), else exponential backoff with full jitter."""
         exc = state.outcome.exception() if state.outcome else None
         response = getattr(exc, "response", None)
         header = response.headers.get("retry-after") if response is not None else None
@@ -147,7 +147,7 @@ class LLMClient:
                 return min(max(float(header), 0.0), self.role.retry_max_s)
             except ValueError:
                 pass
-        return wait_exponential_jitter(initial=self.role.retry_initial_s, max=self.role.retry_max_s)(state)
+        return wait_random_exponential(multiplier=self.role.retry_initial_s, max=self.role.retry_max_s)(state)
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

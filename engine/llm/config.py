@@ -40,7 +40,8 @@ class RoleConfig(_Strict):
     timeout_s: float = Field(600.0, gt=0, description="Per-attempt HTTP timeout in seconds.")
     max_retries: int = Field(5, ge=0, description="Retries on rate limits, timeouts, connection errors and 5xx "
                                                   "(never on other 4xx).")
-    retry_initial_s: float = Field(1.0, ge=0, description="First backoff wait; doubles with jitter per retry.")
+    retry_initial_s: float = Field(1.0, ge=0, description="Backoff scale: retry n waits a random time up to "
+                                                        "retry_initial_s * 2**n (full jitter), at most retry_max_s.")
     retry_max_s: float = Field(60.0, ge=0, description="Longest single backoff wait (also caps a server's Retry-After).")
 
 

@@ -16,8 +16,9 @@ Budgets: a call is refused with 429 once the grant's calls or tokens are spent (
 `x-should-retry: false`, so the openai SDK does not retry it). Completion tokens of each call
 are clamped to what remains of the grant's token budget (in-flight calls reserve theirs);
 prompt tokens are only known afterwards, so the last call may overshoot by its prompt.
-Streaming is not supported (400). Cached replies count against the budget like fresh ones
-(reruns behave the same) but cost nothing.
+Streaming is not supported (400). The cache key is the request as the candidate sent it
+(model resolved, before budget clamping); cached replies count against the budget like fresh
+ones (reruns behave the same) but cost nothing.
 """
 
 from __future__ import annotations
@@ -250,8 +251,9 @@ class Gateway:
         reserved = 0
         try:
             body = await self._read_body(request)
+            cache_key = self._cache_key(body)  # before budget clamping: a rerun hits whatever its budget
             reserved = self._reserve(state, body)
-            return await self._serve(state, body, reserved, started)
+            return await self._serve(state, body, cache_key, started)
         except _Reject as rej:
             self._record(state, status=rej.status, body=body, error=rej.message, started=started)
             return rej.response()
@@ -329,8 +331,8 @@ class Gateway:
             state.reserved_tokens += reserved
             return reserved
 
-    async def _serve(self, state: _GrantState, body: dict[str, Any], reserved: int, started: float) -> Response:
-        cache_key = self._cache_key(body)
+    async def _serve(self, state: _GrantState, body: dict[str, Any], cache_key: str | None,
+                     started: float) -> Response:
         raw = self._cache_get(cache_key)
         cached = raw is not None
         status = 200
@@ -394,7 +396,8 @@ class Gateway:
     def _cache_key(self, body: dict[str, Any]) -> str | None:
         if self.config.cache_dir is None:
             return None
-        canonical = json.dumps([self.upstream.base_url, body], sort_keys=True, separators=(",", ":"))
+        # the URL is left out on purpose: the embedded server gets a new port on every run
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def _cache_file(self, key: str) -> Path:
