@@ -27,7 +27,7 @@ from engine.sandbox.runner import RunResult, Sandbox
 sandbox_app = typer.Typer(help="Run code in the hardened sandbox; clean up after dead runs.", no_args_is_help=True)
 images_app = typer.Typer(help="Build the sandbox images (offline, idempotent).", no_args_is_help=True)
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 @sandbox_app.command("exec")

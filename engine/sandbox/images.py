@@ -284,7 +284,7 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 def _safe_relpath(path: str) -> str:
     """A relative POSIX path with no '..', so a file can only land under /opt/evobox."""
     pure = PurePosixPath(path)
-    if not path or pure.is_absolute() or any(part in ("", ".", "..") for part in pure.parts) or "\\" in path:
+    if not path or pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")) or "\\" in path:
         raise ValueError(f"bad file path for an image layer: {path!r}")
     return str(pure)
 

@@ -64,7 +64,7 @@ def open_lock_file(path: Path) -> int:
 class RunLock:
     """The exclusive lock that says a run is alive. Released on close or process death."""
 
-    def __init__(self, run_id: str, directory: Path | None = None, *, wait_s: float = 2.0) -> None:
+    def __init__(self, run_id: str, directory: Path | None = None, *, wait_s: float = 0.5) -> None:
         self.run_id = check_run_id(run_id)
         self.path = lock_dir(directory) / f"run-{run_id}.lock"
         self._fd: int | None = open_lock_file(self.path)

@@ -1,0 +1,47 @@
+"""`evobox sandbox exec` prints exactly one JSON report on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.sandbox.cli import sandbox_app
+
+pytestmark = pytest.mark.docker
+KEYS = {"exit_code", "timed_out", "oom_killed", "duration_s", "stdout_tail", "stderr_tail", "out_files"}
+
+
+def _exec(tmp_path: Path, code: str, *args: str) -> dict:
+    script = tmp_path / "cand.py"
+    script.write_text(code)
+    result = CliRunner().invoke(sandbox_app, ["exec", str(script), *args])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert KEYS <= set(report)
+    return report
+
+
+def test_exec_reports_stdout_and_out_files(tmp_path: Path, base_image: str) -> None:
+    code = "import os\nprint('hello')\nos.makedirs('/out/d')\nopen('/out/d/r.json', 'w').write('{}')\n"
+    report = _exec(tmp_path, code, "--timeout", "20")
+    assert report["exit_code"] == 0 and report["stdout_tail"] == "hello\n"
+    assert report["out_files"] == [{"name": "d/r.json", "size": 2}]
+
+
+def test_exec_reports_timeout_and_memory_limits(tmp_path: Path, base_image: str) -> None:
+    report = _exec(tmp_path, "while True: pass\n", "--timeout", "1")
+    assert report["timed_out"] is True and report["exit_code"] is None
+    report = _exec(tmp_path, "x = bytearray(1 << 30)\n", "--memory", "128m", "--timeout", "20")
+    assert report["oom_killed"] is True
+
+
+def test_exec_with_an_unknown_image_fails_cleanly(tmp_path: Path, base_image: str) -> None:
+    script = tmp_path / "cand.py"
+    script.write_text("pass\n")
+    result = CliRunner().invoke(sandbox_app, ["exec", str(script), "--image", "evobox/nope:0"])
+    assert result.exit_code == 2 and "never pulled" in result.output and result.stdout == ""
