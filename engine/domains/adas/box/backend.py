@@ -6,7 +6,9 @@ Also the ARC tools' runner and the per-question deadline. Settings come from the
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
+import random
 import re
 import threading
 import time
@@ -49,9 +51,10 @@ def configure(new: Settings) -> None:
     settings = new
 
 
-def set_deadline(deadline: float | None) -> None:
-    """Monotonic time after which this thread's LLM calls raise QuestionTimeout."""
-    _local.deadline = deadline
+def start_question(question_id: str, deadline: float | None) -> None:
+    """Bind this thread to a question: its LLM calls raise QuestionTimeout after `deadline`
+    (monotonic) and get per-call seeds derived from the question id (see _seed)."""
+    _local.question, _local.calls, _local.deadline = question_id, 0, deadline
 
 
 def describe_field(name: str) -> str:
@@ -66,12 +69,23 @@ def _check_deadline() -> None:
         raise QuestionTimeout("question timed out")
 
 
+def _seed() -> int:
+    """Distinct per call of a question (self-consistency samples differ even through a response
+    cache) yet the same on a rerun; random for calls from threads the agent starts itself."""
+    question = getattr(_local, "question", None)
+    if question is None:
+        return random.randrange(2**31)
+    _local.calls += 1
+    return int(hashlib.sha256(f"{question}:{_local.calls}".encode()).hexdigest()[:8], 16)
+
+
 def ask_json(system: str, prompt: str, fields: list[str], temperature: float) -> dict[str, Any]:
     """One LLM call in JSON mode, parsed leniently."""
     _check_deadline()
+    seed = _seed()
     if settings.stub:
         return _stub_reply(fields)
-    text = _gateway_chat(system, prompt, temperature)
+    text = _gateway_chat(system, prompt, temperature, seed)
     return parse_json(text, fields)
 
 
@@ -90,7 +104,7 @@ def _stub_reply(fields: list[str]) -> dict[str, Any]:
     return reply
 
 
-def _gateway_chat(system: str, prompt: str, temperature: float) -> str:
+def _gateway_chat(system: str, prompt: str, temperature: float, seed: int) -> str:
     global _client
     import evobox_llm  # copied into the image by the engine
     import openai
@@ -100,7 +114,7 @@ def _gateway_chat(system: str, prompt: str, temperature: float) -> str:
             _client = evobox_llm.client()
     try:
         reply = _client.chat.completions.create(
-            model=evobox_llm.MODEL, temperature=temperature, max_tokens=settings.max_tokens,
+            model=evobox_llm.MODEL, temperature=temperature, max_tokens=settings.max_tokens, seed=seed,
             response_format={"type": "json_object"},
             messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}])
     except openai.BadRequestError as exc:

@@ -33,9 +33,9 @@ def one_line(exc: BaseException) -> str:
     """'TypeError: ... (agent.py line 12)': what the repair prompt shows."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == AGENT_FILE]
     where = f" (agent.py line {frames[-1].lineno})" if frames else ""
-    if isinstance(exc, SyntaxError) and exc.filename == AGENT_FILE:
-        where = f" (agent.py line {exc.lineno})"
     message = " ".join(str(exc).split())[:300]
+    if isinstance(exc, SyntaxError) and exc.filename == AGENT_FILE:
+        message, where = exc.msg, f" (agent.py line {exc.lineno})"
     return f"{type(exc).__name__}: {message}{where}"
 
 
@@ -100,7 +100,7 @@ class Run:
 
     def _worker(self, question: dict[str, Any]) -> None:
         started = time.monotonic()
-        backend.set_deadline(started + self.timeout_s)
+        backend.start_question(question["id"], started + self.timeout_s)
         try:
             result = {"answer": to_answer(solve(self.forward, question)), "error": None}
         except BaseException as exc:  # a crash on one question is an empty answer for it
@@ -147,7 +147,7 @@ def selftest(forward: Callable[[Any, Info], Any], questions: list[dict[str, Any]
         box: dict[str, Any] = {}
 
         def target() -> None:
-            backend.set_deadline(time.monotonic() + timeout_s)
+            backend.start_question(question["id"], time.monotonic() + timeout_s)
             try:
                 box["result"] = solve(forward, question)
             except BaseException as exc:
