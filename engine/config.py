@@ -96,11 +96,19 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 
 def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Validate raw tables plus dotted overrides (None values are ignored)."""
-    raw = json.loads(json.dumps(raw))  # a deep copy that only holds plain data
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            set_dotted(raw, key, value)
+    """Validate raw tables, then apply dotted overrides on top of the resolved values (so
+    `--model` works without an [llm.meta] table); None overrides are ignored."""
+    config = _validate(raw)
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    if not given:
+        return config
+    resolved = config.model_dump(mode="json")
+    for key, value in given.items():
+        set_dotted(resolved, key, value)
+    return _validate(resolved)
+
+
+def _validate(raw: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:

@@ -39,7 +39,7 @@ class Usage(BaseModel):
                      cost_usd=self.cost_usd + other.cost_usd)
 
     @property
-    def tokens(self) -> int:
+    def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
 

@@ -14,16 +14,20 @@ _SKIPPED_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.IND
 
 def normalise_code(code: str) -> str:
     """Canonical text of `code`: the AST unparsed when it parses (comments, blank lines and
-    layout gone), else its tokens joined by single spaces, else its whitespace-collapsed text."""
+    layout gone), else its tokens (up to the first tokenizer error) joined by single spaces."""
     try:
         return ast.unparse(ast.parse(code))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
+    kept: list[str] = []
     try:
-        tokens = tokenize.generate_tokens(io.StringIO(code).readline)
-        return " ".join(tok.string for tok in tokens if tok.type not in _SKIPPED_TOKENS)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return " ".join(code.split())
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type not in _SKIPPED_TOKENS:
+                kept.append(tok.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError):  # e.g. an unclosed bracket at EOF
+        if not kept:
+            return " ".join(code.split())
+    return " ".join(kept)
 
 
 def code_id(code: str) -> str:

@@ -48,6 +48,7 @@ class CandidateState(BaseModel):
     reply_error: str | None = Field(None, description="why the last reply gave no usable proposal")
     raw_reply: str = ""
     attempts: list[Attempt] = Field(default_factory=list)
+    repair_due: bool = Field(False, description="the last attempt failed: next step is a repair turn")
     usage: Usage = Field(default_factory=Usage)
     timings: dict[str, float] = Field(default_factory=dict)
     final: Record | None = None

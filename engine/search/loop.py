@@ -161,7 +161,7 @@ class Search:
         state = self.journal.load(("initial", index))
         if state is not None and state.final is not None:
             return state.final
-        services.checkpoint()
+        services.checkpoint(llm=False)
         state = CandidateState(generation="initial", index=index)
         clock = StageClock(state.timings, lambda stage: self.observer.stage(("initial", index), stage))
         cid = code_id(proposal.code)

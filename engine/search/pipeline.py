@@ -26,7 +26,7 @@ from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.journal import CandidateState, Journal, ProposalData
 from engine.search.observer import Observer
 from engine.search.proposal import PROPOSAL_SCHEMA, check_syntax, parse_proposal
-from engine.search.stop import Limits, Stopped, Stopper
+from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
 if TYPE_CHECKING:
     from engine.llm.client import LLMClient
@@ -54,14 +54,18 @@ class LoopServices:
     dedupe: Dedupe
     baseline_cache: BaselineCache
 
-    def checkpoint(self) -> None:
-        """Raise Stopped if a stop was requested or a budget is spent."""
+    def checkpoint(self, *, llm: bool = True) -> None:
+        """Raise Stopped if a stop was requested or a budget is spent. Before work that makes no
+        meta-LLM call (`llm=False`: an evaluation already paid for) a spent LLM budget is no reason
+        to stop: the candidate is finished and archived."""
         if self.stopper.reason is None:
             exceeded = self.limits.exceeded(_usage(self.client.total))
             if exceeded:
                 self.stopper.request(*exceeded)
-        if self.stopper.reason is not None:
-            raise Stopped(self.stopper.reason.value)
+        reason = self.stopper.reason
+        if reason is None or (not llm and reason is StopReason.LLM_BUDGET):
+            return
+        raise Stopped(reason.value)
 
 
 def _usage(value: Any) -> Usage:
@@ -121,14 +125,14 @@ class CandidatePipeline:
             while st.reflections_done < len(reflections):
                 st.messages.append({"role": "user", "content": reflections[st.reflections_done]})
                 self._ask("reflect")
-                st.reflections_done += 1
-                self.s.journal.save(st)
             while True:
+                if st.repair_due:
+                    repair = self.s.domain.repair_prompt(st.attempts[-1].error or "")
+                    st.messages.append({"role": "user", "content": repair})
+                    self._ask("repair")
                 attempt, evaluation = self._attempt()
                 if evaluation is not None or len(st.attempts) > self.s.search.repair_rounds:
                     return self._finish(attempt, evaluation)
-                st.messages.append({"role": "user", "content": self.s.domain.repair_prompt(attempt.error or "")})
-                self._ask("repair")
         finally:
             self.clock.stop()
 
@@ -154,6 +158,9 @@ class CandidatePipeline:
         st.usage = st.usage + usage
         shown = text if len(text) <= MAX_ASSISTANT_CHARS else text[:MAX_ASSISTANT_CHARS] + "\n[... reply truncated]"
         st.messages.append({"role": "assistant", "content": shown})
+        if stage == "reflect":
+            st.reflections_done += 1
+        st.repair_due = False
         self.clock.stop()
         self.s.journal.save(st)
         self.s.observer.spend(self.s.client.total)
@@ -189,6 +196,7 @@ class CandidatePipeline:
             self.clock.stop()
         attempt.seconds = round(time.monotonic() - started, 3)
         st.attempts.append(attempt)
+        st.repair_due = evaluation is None and len(st.attempts) <= self.s.search.repair_rounds
         self.s.journal.save(st)
         return attempt, evaluation
 
@@ -231,7 +239,7 @@ def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock) -
     """domain.evaluate in one of the run's evaluation slots, in a fresh candidate directory."""
     clock("queue")
     with s.eval_slots:
-        s.checkpoint()
+        s.checkpoint(llm=False)
         candidate_dir = s.run.run_dir / "candidates" / cid
         if candidate_dir.exists():  # left by an evaluation killed before it finished
             shutil.rmtree(candidate_dir)

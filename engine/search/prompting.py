@@ -26,12 +26,12 @@ def select(records: list[Record], cap_chars: int) -> list[Record]:
     by_fitness = sorted(scored, key=lambda r: r.fitness, reverse=True)  # type: ignore[arg-type, return-value]
     by_recency = list(reversed(scored))
     chosen: dict[int, Record] = {}
-    used = 2  # the enclosing brackets
+    used = 4  # "[\n" and "\n]"
     for best, recent in zip(by_fitness, by_recency):
         for record in (best, recent):
             if id(record) in chosen:
                 continue
-            size = len(json.dumps(entry(record), indent=2)) + 2
+            size = len(json.dumps([entry(record)], indent=2)) - 4 + 2  # as nested in the list, plus ",\n"
             if used + size > cap_chars:
                 continue
             chosen[id(record)] = record

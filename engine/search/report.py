@@ -66,7 +66,7 @@ def spend_plot(records: list[Record]) -> bytes:
     for record in records:
         total = total + record.usage
         cost.append(total.cost_usd)
-        tokens.append(total.tokens)
+        tokens.append(total.total_tokens)
     ax.plot(range(1, len(records) + 1), cost, color="tab:purple")
     ax.set_xlabel("candidates archived")
     ax.set_ylabel("USD", color="tab:purple")
@@ -99,7 +99,7 @@ def _row(record: Record) -> str:
             f"<td>{record.status.value}{' (cached)' if record.cached else ''}</td>"
             f"<td>{'' if record.fitness is None else f'{record.fitness:.4g}'}<br><small>{fitness}</small></td>"
             f"<td>{html.escape(record.error or '')}<br><small>{attempts}</small></td>"
-            f"<td><small>{record.usage.calls} calls, {record.usage.tokens:,} tok, ${record.usage.cost_usd:.4f}"
+            f"<td><small>{record.usage.calls} calls, {record.usage.total_tokens:,} tok, ${record.usage.cost_usd:.4f}"
             f"<br>{html.escape(timings)}</small></td>"
             f"<td><details><summary>thought and code</summary><p>{html.escape(record.thought)}</p>"
             f"<pre>{html.escape(record.code)}</pre></details></td></tr>")

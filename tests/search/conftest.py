@@ -61,9 +61,9 @@ class ToyRunner:
         self.run_dir.mkdir(parents=True)
         self.cache_dir.mkdir(parents=True)
 
-    def __call__(self, llm: ScriptedLLM, *, stopper: Stopper | None = None, observer: Observer | None = None,
+    def __call__(self, server: ScriptedLLM, *, stopper: Stopper | None = None, observer: Observer | None = None,
                  **kwargs: Any) -> ToyRun:
-        config = toy_config(llm.base_url, **kwargs)
+        config = toy_config(server.base_url, **kwargs)
         domain = ToyDomain(config.domain_config(ToyConfig))  # type: ignore[arg-type]
         client = LLMClient(resolve(config.llm.meta, None), config.llm.meta, config.llm.prices)
         run = RunContext(run_id="toy", run_dir=self.run_dir, cache_dir=self.cache_dir, sandbox=None,  # type: ignore[arg-type]
