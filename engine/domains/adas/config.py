@@ -32,6 +32,9 @@ class AdasConfig(BaseModel):
     arc_max_side: int = Field(5, ge=1, le=30, description="ARC: keep training tasks whose grids are at most this size.")
     seed: int = Field(0, description="Shuffle seed of the split and of GPQA's option order.")
     baselines: list[BaselineName] = Field(list(BaselineName), description="Baselines that seed the archive.")
+    agents_from: str | None = Field(None, description="Run directory whose best discovered agents join the "
+                                                       "baselines (transfer: `evobox adas evaluate`).")
+    top_k: int = Field(3, ge=1, description="How many of agents_from's best agents to re-evaluate.")
     prompt_style: PromptStyle = Field(PromptStyle.COMPACT, description="compact or full meta prompt.")
 
     threads: int = Field(2, ge=1, le=128, description="Questions answered in parallel inside the container.")

@@ -101,7 +101,13 @@ class AdasDomain(Domain):
 
     # ---- candidates ----------------------------------------------------------------------
     def baselines(self) -> list[Proposal]:
-        return baselines(self.config.baselines)
+        """Hand-written baselines, plus the best agents of another run when transferring."""
+        chosen = baselines(self.config.baselines)
+        if self.config.agents_from:
+            from engine.domains.adas.transfer import best_agents  # noqa: PLC0415
+
+            chosen += best_agents(Path(self.config.agents_from), self.config.top_k)
+        return chosen
 
     def check(self, code: str) -> None:
         check_forward(code)
@@ -138,9 +144,15 @@ class AdasDomain(Domain):
             self.prepare(ctx.run)
         assert self._runtime is not None
         tasks = self.tasks()
-        answers = CandidateRun(self.config, ctx, self._runtime, proposal.code, STUB_ANSWERS[self.config.benchmark]
-                               ).run(tasks)
-        return self.score(tasks, answers, ctx)
+        run = CandidateRun(self.config, ctx, self._runtime, proposal.code, STUB_ANSWERS[self.config.benchmark])
+        answers = run.run(tasks)
+        try:
+            evaluation = self.score(tasks, answers, ctx)
+        except CandidateFailure as failure:
+            failure.detail["agent_llm"] = run.usage
+            raise
+        evaluation.detail["agent_llm"] = run.usage
+        return evaluation
 
     def score(self, tasks: list[Task], answers: dict[str, Any], ctx: CandidateContext | None = None) -> Evaluation:
         """Scores outside the container → bootstrap fitness; 'All 0 accuracy' is a failure."""

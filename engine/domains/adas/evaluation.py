@@ -48,6 +48,7 @@ class CandidateRun:
         self.config, self.ctx, self.runtime, self.code, self.stub_answer = config, ctx, runtime, code, stub_answer
         self.dir = ctx.candidate_dir
         self.labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
+        self.usage: dict[str, Any] = {}  # the agent's LLM spend, filled by the evaluation
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
         self.ctx.stage("build")
@@ -107,6 +108,8 @@ class CandidateRun:
                                  name=f"evobox-{run.run_id}-{self.ctx.candidate_id}-eval")
         (self.dir / "evaluate.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
         usage = run.gateway.usage(grant.token)
+        self.usage = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
+                      "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd}
         self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         if not result.ok:

@@ -1,0 +1,104 @@
+"""`evobox adas evaluate RUN_DIR`: re-evaluate a run's best agents on the test split, another
+benchmark or another agent model (the paper's transfer experiments).
+
+A transfer is itself a run, in RUN_DIR/transfer/<benchmark>-<split>-<model>/: zero generations,
+and the archive seeded with the baselines plus the source run's top-K agents. So it gets the
+same report, resume after a crash, and the baseline-score cache for free.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from benchmarks.adas import Benchmark, Split
+from engine.config import RunConfig, build_config, load_saved_config
+from engine.search.archive import load_records
+from engine.search.candidate import Proposal, Status
+from engine.search.runner import RunOutcome, run_domain_spec, run_search
+
+DOMAIN = "adas"
+
+
+class TransferError(Exception):
+    """The source run cannot be transferred (not an ADAS run, no scored agent)."""
+
+
+def best_agents(run_dir: Path, top_k: int) -> list[Proposal]:
+    """The top-K scored agents the search discovered (baselines excluded), best first."""
+    records = [r for r in load_records(run_dir)
+               if r.status is Status.OK and r.fitness is not None and r.generation != "initial"]
+    records.sort(key=lambda r: r.fitness, reverse=True)  # type: ignore[arg-type, return-value]
+    return [Proposal(r.name, r.thought, r.code) for r in records[:top_k]]
+
+
+def transfer_config(run_dir: Path, benchmark: Benchmark, split: Split, *, model: str | None = None,
+                    top_k: int = 3, n_questions: int | None = None, with_baselines: bool = True) -> RunConfig:
+    """The source run's config, pointed at another benchmark/split/model, with no generations."""
+    if run_domain_spec(run_dir) != DOMAIN:
+        raise TransferError(f"{run_dir} is not an ADAS run")
+    if not best_agents(run_dir, 1):
+        raise TransferError(f"{run_dir} has no scored discovered agent to re-evaluate")
+    source = load_saved_config(run_dir)
+    domain: dict[str, Any] = dict(source.domain)
+    if domain.get("benchmark") != benchmark.value:
+        domain["source"] = None  # the source run's data path belongs to its own benchmark
+    domain.update(benchmark=benchmark.value, split=split.value, n_questions=n_questions,
+                  agents_from=str(run_dir.resolve()), top_k=top_k)
+    if not with_baselines:
+        domain["baselines"] = []
+    raw = source.model_dump(mode="json")
+    raw["domain"] = domain
+    return build_config(raw, {"search.generations": 0, "llm.agent.model": model})
+
+
+def transfer_dir(run_dir: Path, benchmark: Benchmark, split: Split, model: str | None) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model or "same-model")
+    return run_dir / "transfer" / f"{benchmark.value}-{split.value}-{slug}"
+
+
+def evaluate_run(run_dir: Path, benchmark: Benchmark, split: Split = Split.TEST, *, model: str | None = None,
+                 top_k: int = 3, n_questions: int | None = None, with_baselines: bool = True,
+                 **run_kwargs: Any) -> RunOutcome:
+    """Re-evaluate RUN_DIR's best agents; returns the transfer run's outcome (report included).
+    `run_kwargs` go to run_search (stopper, observer, on_open)."""
+    config = transfer_config(run_dir, benchmark, split, model=model, top_k=top_k, n_questions=n_questions,
+                             with_baselines=with_baselines)
+    return run_search(DOMAIN, config, transfer_dir(run_dir, benchmark, split, model), **run_kwargs)
+
+
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="An ADAS run directory.", file_okay=False, exists=True)],
+    benchmark: Annotated[Benchmark, typer.Option("--benchmark", help="Benchmark to evaluate on.")],
+    split: Annotated[Split, typer.Option("--split", help="valid or test.")] = Split.TEST,
+    model: Annotated[str | None, typer.Option("--model", help="Agent model (default: the run's).")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many of the run's best agents.")] = 3,
+    n_questions: Annotated[int | None, typer.Option("--n-questions", min=1,
+                                                    help="First N questions (default: the paper's split).")] = None,
+    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the hand-written baselines.")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="Console log level.")] = "info",
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
+) -> None:
+    """Re-evaluate RUN_DIR's best agents (and the baselines) on another split, benchmark or model."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from engine import logging as evobox_logging  # noqa: PLC0415
+    from engine.search.cli import _execute  # noqa: PLC0415  (logging, progress, Ctrl-C, report line)
+
+    console = Console(stderr=True)
+    evobox_logging.configure(console, level=log_level)
+    try:
+        config = transfer_config(run_dir, benchmark, split, model=model, top_k=top, n_questions=n_questions,
+                                 with_baselines=not no_baselines)
+    except TransferError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    target = transfer_dir(run_dir, benchmark, split, model)
+    _execute(console, target, no_progress, lambda **kw: run_search(DOMAIN, config, target, **kw))
+
+
+cli_app = typer.Typer(help="ADAS commands.", no_args_is_help=True)
+cli_app.command("evaluate")(evaluate_command)

@@ -1,0 +1,137 @@
+"""Domain pieces that need no Docker: static check, baselines, scoring, prompts, config, transfer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from benchmarks.adas import Benchmark, Split, Task
+from engine.config import RunConfig, save_config
+from engine.domains.adas.baselines import BASELINES, BaselineName
+from engine.domains.adas.config import AdasConfig, PromptStyle
+from engine.domains.adas.domain import AdasDomain, check_forward
+from engine.domains.adas.transfer import TransferError, best_agents, transfer_config
+from engine.sandbox.gate import check_code
+from engine.search.archive import Archive, Record
+from engine.search.candidate import CandidateFailure, Status
+
+
+@pytest.mark.parametrize("name", list(BaselineName))
+def test_every_baseline_passes_the_gate_and_the_domain_check(name):
+    code = BASELINES[name].code
+    check_code(code)
+    check_forward(code)
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    ("def forward(self, taskInfo)\n  pass", "SyntaxError: expected ':' (line 1)"),
+    ("def a(self, t):\n  pass\ndef b(self, t):\n  pass", "define one function forward(self, taskInfo) (found: a, b)"),
+    ("def forward(taskInfo):\n  pass", "forward must take exactly (self, taskInfo)"),
+    ("async def forward(self, taskInfo):\n  pass", "forward must be a plain def, not async"),
+])
+def test_static_check_rejects_with_a_one_line_reason(code, reason):
+    with pytest.raises(CandidateFailure) as failure:
+        check_forward(code)
+    assert failure.value.status is Status.INVALID and failure.value.reason == reason
+
+
+def test_a_single_function_under_another_name_is_accepted():
+    check_forward("def my_agent(self, taskInfo):\n    return 'x'\n")
+
+
+TASKS = [Task(f"q{i}", f"question {i}", 5.0) for i in range(4)]
+
+
+def test_score_is_the_bootstrap_median_of_per_question_scores():
+    domain = AdasDomain(AdasConfig(bootstrap_resamples=2_000))
+    answers = {"q0": {"answer": "5"}, "q1": {"answer": "The answer is 5"}, "q2": {"answer": "4"}}
+    evaluation = domain.score(TASKS, answers)
+    assert evaluation.detail["scores"] == {"q0": 1.0, "q1": 1.0, "q2": 0.0, "q3": 0.0}
+    assert evaluation.detail["mean"] == 50.0 and evaluation.fitness == pytest.approx(50.0)
+    assert evaluation.fitness_text.endswith("Median: 50.0%")
+
+
+def test_junk_answers_from_the_container_score_zero():
+    domain = AdasDomain(AdasConfig(bootstrap_resamples=1_000))
+    answers = {"q0": {"answer": "5"}, "q1": "not a dict", "q2": {"answer": {"nested": 1}}, "q3": {"answer": None}}
+    assert domain.score(TASKS, answers).detail["scores"] == {"q0": 1.0, "q1": 0.0, "q2": 0.0, "q3": 0.0}
+
+
+def test_all_zero_accuracy_fails_with_the_most_common_error():
+    domain = AdasDomain(AdasConfig())
+    answers = {t.id: {"answer": "", "error": "KeyError: 'x' (agent.py line 3)"} for t in TASKS}
+    with pytest.raises(CandidateFailure) as failure:
+        domain.score(TASKS, answers)
+    assert failure.value.reason == ("All 0 accuracy (mean score 0.0%); 4/4 questions failed, "
+                                    "most often: KeyError: 'x' (agent.py line 3)")
+
+
+def test_proposal_prompt_has_the_papers_sections_and_stays_compact():
+    domain = AdasDomain(AdasConfig())
+    prompt = domain.proposal_prompt('[{"name": "ARCHIVE-MARKER"}]')
+    order = ["# Domain", "# Framework", "class LLMAgentBase", "# Output format", '"thought"', "# Rules",
+             "ARCHIVE-MARKER", "# Your task"]
+    positions = [prompt.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert len(prompt) < 8_000  # ~2,000 tokens before the archive: ~40 s on the local model
+    full = AdasDomain(AdasConfig(prompt_style=PromptStyle.FULL)).proposal_prompt("[]")
+    assert "# Common mistakes" in full and "# Common mistakes" not in prompt
+
+
+def test_reflection_and_repair_prompts():
+    domain = AdasDomain(AdasConfig())
+    assert len(domain.reflection_prompts()) == 2
+    assert "boom (agent.py line 2)" in domain.repair_prompt("boom (agent.py line 2)")
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(ValidationError):
+        AdasConfig(benchmark="mgsm", questions=5)
+    with pytest.raises(ValidationError):
+        AdasConfig(benchmark="imagenet")
+    assert AdasConfig(memory="1g").memory == 1024**3
+
+
+def test_evaluation_key_changes_with_the_setting():
+    assert AdasDomain(AdasConfig()).evaluation_key() != AdasDomain(AdasConfig(split=Split.TEST)).evaluation_key()
+
+
+def _record(index, generation, fitness, status=Status.OK):
+    return Record(id=f"id{generation}{index}", name=f"agent-{generation}-{index}", thought="t",
+                  code=f"def forward(self, taskInfo):\n    return '{index}'\n", generation=generation, index=index,
+                  status=status, fitness=fitness)
+
+
+def _source_run(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"domain": "adas"}))
+    save_config(RunConfig(domain={"benchmark": "mgsm", "n_questions": 6}), run_dir)
+    archive = Archive(run_dir / "archive.jsonl")
+    for record in [_record(0, "initial", 90.0), _record(0, 1, 40.0), _record(0, 2, 60.0),
+                   _record(1, 2, None, Status.FAILED), _record(0, 3, 50.0)]:
+        archive.append(record)
+    return run_dir
+
+
+def test_best_agents_are_the_top_discovered_ones_best_first(tmp_path):
+    assert [p.name for p in best_agents(_source_run(tmp_path), 2)] == ["agent-2-0", "agent-3-0"]
+
+
+def test_transfer_config_targets_the_new_setting_with_no_generations(tmp_path):
+    run_dir = _source_run(tmp_path)
+    config = transfer_config(run_dir, Benchmark.DROP, Split.TEST, model="gpt-4o-mini", top_k=2)
+    assert config.search.generations == 0 and config.llm.agent.model == "gpt-4o-mini"
+    domain = AdasDomain(AdasConfig.model_validate(config.domain))
+    assert domain.config.benchmark is Benchmark.DROP and domain.config.n_questions is None
+    assert [p.name for p in domain.baselines()][-2:] == ["agent-2-0", "agent-3-0"]
+    assert len(domain.baselines()) == len(BaselineName) + 2
+
+
+def test_transfer_refuses_a_run_of_another_domain(tmp_path):
+    run_dir = _source_run(tmp_path)
+    (run_dir / "run.json").write_text(json.dumps({"domain": "discopop"}))
+    with pytest.raises(TransferError):
+        transfer_config(run_dir, Benchmark.MGSM, Split.TEST)
