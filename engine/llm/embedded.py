@@ -207,17 +207,21 @@ class EmbeddedServer:
         return Endpoint(f"http://127.0.0.1:{self._port}/v1", LOCAL_API_KEY, EMBEDDED_MODEL_NAME, Source.EMBEDDED)
 
     def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def start(self) -> EmbeddedServer:
+        """Obtain the model (download once) and start serving; usable once."""
         if self._closed or self._proc is not None:
             raise EmbeddedError("an EmbeddedServer can be started once; create a new one")
         path = ensure_model(self.config, progress=self._progress)
         self._port = self.config.port or free_port()
-        self._start(path)
+        self._launch(path)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _start(self, path: Path) -> None:
+    def _launch(self, path: Path) -> None:
         cfg = self.config
         cmd = [sys.executable, "-m", "engine.llm.llama_child", "--model", str(path), "--port", str(self._port),
                "--threads", str(cfg.threads), "--ctx-size", str(cfg.ctx_size), "--parallel", str(cfg.parallel),

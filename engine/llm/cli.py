@@ -1,0 +1,136 @@
+"""`evobox llm ...`: run the embedded model by hand, and check which LLM a run would use."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from engine import logging as evobox_logging
+from engine.config import ConfigError, load_config
+from engine.llm.client import LLMCallError, LLMClient
+from engine.llm.config import EMBEDDED_MODEL_NAME, EmbeddedConfig, LLMConfig, Role, RoleConfig
+from engine.llm.embedded import EmbeddedError, EmbeddedServer, model_path
+from engine.llm.endpoint import Endpoint, EndpointError, Source, needs_embedded, resolve
+
+llm_app = typer.Typer(help="The LLM layer: the embedded local model and endpoint checks.", no_args_is_help=True)
+console = Console()
+
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="Run config TOML; its [llm] table is used.")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]{escape(message)}[/red]")
+    return typer.Exit(code)
+
+
+def _llm_config(path: Path | None) -> LLMConfig:
+    try:
+        return load_config(path).llm
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@contextlib.contextmanager
+def _embedded(settings: EmbeddedConfig) -> Iterator[EmbeddedServer]:
+    """The embedded server, with a progress bar while the model downloads/loads."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                        console=console, transient=True)
+    task = progress.add_task("embedded model", total=None)
+
+    def report(done: int, total: int, message: str) -> None:
+        progress.update(task, completed=done, total=total, description=message)
+
+    server = EmbeddedServer(settings, progress=report)
+    try:
+        with progress:
+            progress.update(task, description="loading the embedded model")
+            server.start()
+    except EmbeddedError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@llm_app.command()
+def serve(config: Path | None = CONFIG_OPTION,
+          threads: int | None = typer.Option(None, help="Generation threads (default: [llm.embedded] threads = 1; "
+                                                        "2 is faster only on an idle 2-core machine)."),
+          ctx_size: int | None = typer.Option(None, help="Context length in tokens (default 8192)."),
+          port: int | None = typer.Option(None, help="Port on 127.0.0.1 (default: a free one).")) -> None:
+    """Run the embedded Qwen2.5-Coder-1.5B model (downloading it once) until Ctrl-C."""
+    evobox_logging.configure(console, level="warning")
+    settings = _llm_config(config).embedded
+    updates = {k: v for k, v in {"threads": threads, "ctx_size": ctx_size, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update=updates)
+    with _embedded(settings) as server:
+        url = server.endpoint.base_url
+        console.print(f"Serving {EMBEDDED_MODEL_NAME} at [bold]{url}[/bold] "
+                      f"({settings.threads} thread(s), context {settings.ctx_size} tokens)")
+        console.print(escape(f'Point a run at it: [llm.meta] base_url = "{url}", model = "{EMBEDDED_MODEL_NAME}" '
+                             f"(or OPENAI_BASE_URL={url} plus the model). Ctrl-C stops it."))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+@llm_app.command()
+def check(config: Path | None = CONFIG_OPTION,
+          call: bool = typer.Option(True, help="Send one tiny request to each endpoint (starts the embedded "
+                                               "model if a role uses it).")) -> None:
+    """Say which LLM each role of a run would use (never printing a key) and whether it answers."""
+    evobox_logging.configure(console, level="warning")
+    llm = _llm_config(config)
+    roles = {Role.META: llm.meta, Role.AGENT: llm.agent}
+    with contextlib.ExitStack() as stack:
+        server = None
+        if any(needs_embedded(r) for r in roles.values()):
+            path = model_path(llm.embedded)
+            console.print(f"embedded model: {path} ({'cached' if path.exists() else 'not downloaded yet: 1.1 GB'})")
+            if call:
+                server = stack.enter_context(_embedded(llm.embedded))
+        results = [_check_role(role, settings, server, call) for role, settings in roles.items()]
+    raise typer.Exit(0 if all(results) else 1)
+
+
+def _check_role(role: Role, settings: RoleConfig, server: EmbeddedServer | None, call: bool) -> bool:
+    console.print(f"[bold]{role.value}[/bold]")
+    if needs_embedded(settings) and server is None:
+        console.print(f"  source:  embedded ({EMBEDDED_MODEL_NAME}, not started: --no-call)")
+        return True
+    try:
+        endpoint = resolve(settings, server)
+    except EndpointError as exc:
+        console.print(f"  [red]{escape(str(exc))}[/red]")
+        return False
+    key = "not needed" if endpoint.source is Source.EMBEDDED else (
+        f"set ({settings.api_key_env})" if endpoint.has_key else f"not set ({settings.api_key_env})")
+    for label, value in (("source", endpoint.source.value), ("base URL", endpoint.base_url),
+                         ("model", endpoint.model), ("key", key)):
+        console.print(f"  {label + ':':9} {escape(value)}")
+    if not call:
+        return True
+    ok, answer = _ping(endpoint, settings)
+    console.print(f"  answers:  {'[green]yes[/green]' if ok else '[red]no[/red]'}, {escape(answer)}")
+    return ok
+
+
+def _ping(endpoint: Endpoint, settings: RoleConfig) -> tuple[bool, str]:
+    quick = settings.model_copy(update={"max_retries": 1, "timeout_s": min(settings.timeout_s, 120)})
+    started = time.monotonic()
+    try:
+        reply = LLMClient(endpoint, quick).chat([{"role": "user", "content": "Reply with the single word: ok"}],
+                                                max_tokens=5, temperature=0)
+    except LLMCallError as exc:
+        return False, str(exc)
+    return True, f"{time.monotonic() - started:.1f}s: {reply.text.strip()[:40]!r}"

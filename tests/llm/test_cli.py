@@ -1,0 +1,35 @@
+"""`evobox llm check` names the endpoint, never prints the key, and reports whether it answers."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from engine.llm.cli import llm_app
+from tests.llm.conftest import SECRET
+from tests.support.scripted_llm import Reply
+
+
+def write_config(tmp_path, base_url: str):
+    path = tmp_path / "run.toml"
+    path.write_text("".join(f'[llm.{role}]\nbase_url = "{base_url}"\nmodel = "tiny"\ntemperature = 0.5\n'
+                            f"max_tokens = 8\nretry_initial_s = 0.01\n" for role in ("meta", "agent")))
+    return path
+
+
+def test_check_reports_endpoint_and_answer_without_printing_the_key(upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    upstream._default = "ok"
+    result = CliRunner().invoke(llm_app, ["check", "--config", str(write_config(tmp_path, upstream.base_url))])
+    assert result.exit_code == 0, result.output
+    assert upstream.base_url in result.output and "set (OPENAI_API_KEY)" in result.output
+    assert result.output.count("yes") == 2
+    assert SECRET not in result.output
+    assert upstream.headers[0]["authorization"] == f"Bearer {SECRET}"
+
+
+def test_check_fails_when_the_endpoint_does_not_answer(upstream, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    upstream._default = Reply(status=404, content="no such model: tiny")
+    result = CliRunner().invoke(llm_app, ["check", "--config", str(write_config(tmp_path, upstream.base_url))])
+    assert result.exit_code == 1
+    assert "no such model" in result.output and "not set (OPENAI_API_KEY)" in result.output
