@@ -191,15 +191,15 @@ class ImageBuilder:
             wheel_set = _sha(*(f"{w.name}:{_file_sha256(w)}" for w in sorted(wheels.glob("*.whl"))))
             context = Path(tmp) / "context.tar"
             with tarfile.open(context, "w") as tar:
+                labels = {"evobox.kind": f"runtime-{name}", "evobox.tier": "runtime", "evobox.wheels": wheel_set[:16]}
                 for rel, data in sorted(recipe.items()):
-                    _add_bytes(tar, rel, data)
+                    _add_bytes(tar, rel, data + _label_line(labels) if rel == "Dockerfile" else data)
                 for whl in sorted(wheels.glob("*.whl")):
                     tar.add(whl, arcname=f"wheels/{whl.name}")
                 tar.add(next(tools.glob("pip-*.whl")), arcname="tools/pip.whl")
             self._progress(f"runtime {name}: docker build --network none ({_mib(context)} MiB context)")
             with context.open("rb") as fh:
-                self._build(fh, tag, buildargs={"BASE": base},
-                            labels={"evobox.kind": f"runtime-{name}", "evobox.tier": "runtime", "evobox.wheels": wheel_set[:16]})
+                self._build(fh, tag, buildargs={"BASE": base})
         log.info("image.built", tier="runtime", tag=tag)
         return tag
 
@@ -220,24 +220,24 @@ class ImageBuilder:
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
             dockerfile = f"FROM {parent}\n" + ("COPY files/ /opt/evobox/\n" if clean else "")
-            _add_bytes(tar, "Dockerfile", dockerfile.encode())
+            all_labels = {"evobox.kind": kind, "evobox.tier": "layer", **labels}
+            _add_bytes(tar, "Dockerfile", dockerfile.encode() + _label_line(all_labels))
             for dirname in sorted(_parents(clean)):
                 _add_dir(tar, f"files/{dirname}")
             for rel, data in sorted(clean.items()):
                 _add_bytes(tar, f"files/{rel}", data)
         context.seek(0)
-        self._build(context, tag, labels={"evobox.kind": kind, "evobox.tier": "layer", **labels})
+        self._build(context, tag)
         return tag
 
     # ---- shared ----------------------------------------------------------------------------
-    def _build(self, context: io.BufferedIOBase | io.BytesIO, tag: str, *,
-               buildargs: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> None:
+    def _build(self, context: io.BufferedIOBase | io.BytesIO, tag: str, *, buildargs: Mapping[str, str] | None = None) -> None:
         """Legacy-builder build with no network and no pull; raises with the build log's tail."""
         lines: list[str] = []
         try:
             stream = self._client.api.build(
                 fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False,
-                network_mode="none", buildargs=dict(buildargs or {}), labels=dict(labels or {}), decode=True,
+                network_mode="none", buildargs=dict(buildargs or {}), decode=True,
             )
             for chunk in stream:
                 if "error" in chunk:
@@ -251,6 +251,14 @@ class ImageBuilder:
             raise ImageBuildError(f"docker build of {tag} failed: {exc}", "".join(lines[-40:])) from exc
         if not self.exists(tag):
             raise ImageBuildError(f"docker build of {tag} finished without the image", "".join(lines[-40:]))
+
+
+def _label_line(labels: Mapping[str, str]) -> bytes:
+    """All labels in one LABEL instruction: the legacy builder commits a layer per instruction."""
+    for key, value in labels.items():
+        if not re.match(r"^[A-Za-z0-9._-]+$", key) or "\n" in value:
+            raise ValueError(f"bad image label {key!r}={value!r}")
+    return ("\nLABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())) + "\n").encode()
 
 
 def _fast_tmp() -> str:
