@@ -207,20 +207,23 @@ class ImageBuilder:
     def layer(self, parent: str, files: Mapping[str, bytes], *, kind: str, labels: Mapping[str, str] = {}) -> str:
         """`parent` + `files` under /opt/evobox (root-owned, read-only for the candidate).
 
-        Tagged evobox/<kind>:<hash of parent id and files>: the same inputs are a lookup.
+        Tagged evobox/<kind>:<hash of parent id, files and labels>: the same inputs are a lookup.
         """
         if not _KIND_RE.match(kind):
             raise ValueError(f"bad image kind {kind!r} (lowercase letters, digits, . _ -)")
         clean = {_safe_relpath(p): data for p, data in files.items()}
+        all_labels = {"evobox.kind": kind, "evobox.tier": "layer", **labels}
         parent_id = self.image_id(parent)
-        digest = _sha(parent_id, *(f"{p}\0".encode() + hashlib.sha256(d).digest() for p, d in sorted(clean.items())))
+        # Labels are inputs too: an image labelled with another run is reaped when that run ends,
+        # so two live runs must never share one.
+        digest = _sha(parent_id, json.dumps(all_labels, sort_keys=True),
+                      *(f"{p}\0".encode() + hashlib.sha256(d).digest() for p, d in sorted(clean.items())))
         tag = f"evobox/{kind}:{digest[:20]}"
         if self.exists(tag):
             return tag
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
             dockerfile = f"FROM {parent}\n" + ("COPY files/ /opt/evobox/\n" if clean else "")
-            all_labels = {"evobox.kind": kind, "evobox.tier": "layer", **labels}
             _add_bytes(tar, "Dockerfile", dockerfile.encode() + _label_line(all_labels))
             for dirname in sorted(_parents(clean)):
                 _add_dir(tar, f"files/{dirname}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import requests.exceptions
 import structlog
 
 from engine.sandbox.errors import SandboxError
@@ -143,7 +144,7 @@ def remove_container(container: docker.models.containers.Container) -> int:
             return 1
         except docker.errors.NotFound:
             return 1
-        except docker.errors.APIError as exc:  # e.g. "removal already in progress", a slow kill
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:  # a slow kill, a busy engine
             log.warning("sandbox.remove_retry", container=container.name, attempt=attempt, error=str(exc))
             time.sleep(0.5 * (attempt + 1))
     return 0

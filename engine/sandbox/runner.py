@@ -158,10 +158,13 @@ class Sandbox:
 
     def _wait(self, container: docker.models.containers.Container, timeout_s: float) -> tuple[bool, int | None]:
         """(timed_out, exit code). On timeout the container is killed, not just abandoned."""
+        started = time.monotonic()
         try:
             status = container.wait(timeout=timeout_s)
             return False, int(status.get("StatusCode", -1))
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+            if time.monotonic() - started < timeout_s * 0.9:  # the engine went away, not the clock
+                raise SandboxError(f"lost the Docker engine while waiting for {container.name}: {exc}") from exc
             _kill(container)
             return True, None
 

@@ -59,8 +59,10 @@ def test_layer_same_inputs_same_tag_and_a_cache_hit(image_builder: ImageBuilder,
         assert hit_s < 0.5  # a lookup, not a build (the goal is < 0.05 s; CI machines are noisy)
         other = image_builder.layer(base_image, {"cand.py": b"X = 0\n"}, kind="test-candidate")
         assert other != first
+        relabelled = image_builder.layer(base_image, files, kind="test-candidate", labels={"evobox.candidate": "c1"})
+        assert relabelled not in (first, other)  # labels are inputs: runs never share a reapable image
     finally:
-        for tag in {first, locals().get("other", first)}:
+        for tag in {first, locals().get("other", first), locals().get("relabelled", first)}:
             docker_client.images.remove(tag, force=True)
 
 

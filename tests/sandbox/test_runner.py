@@ -11,7 +11,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from engine.sandbox.errors import OutFileError, SandboxError
+from engine.sandbox.errors import GpuUnavailableError, OutFileError, SandboxError
+from engine.sandbox.gpu import detect_gpus
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.reaper import RUN_LABEL
 from engine.sandbox.runner import Mount, RunResult, Sandbox, read_out_file
@@ -158,3 +159,12 @@ class TestReadOutFile:
     def test_paths_outside_out_are_refused(self, tmp_path: Path, relpath: str) -> None:
         with pytest.raises(OutFileError):
             read_out_file(tmp_path, relpath, 100)
+
+
+def test_asking_for_a_gpu_without_one_fails_clearly_and_starts_nothing(
+        sandbox: Sandbox, base_image: str, docker_client: docker.DockerClient) -> None:
+    if detect_gpus():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(GpuUnavailableError, match="no GPU"):
+        sandbox.run(base_image, py("pass"), limits=SandboxLimits(gpus=1))
+    assert not docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={sandbox.run_id}"})
