@@ -32,5 +32,8 @@ class GateError(Exception):
         self.reason = reason
 
 
-class OutFileError(Exception):
-    """A result file the engine refuses to read (symlink, FIFO, device, missing, oversize): the candidate's fault."""
+class OutFileError(OSError):
+    """A result file the engine refuses to read (symlink, FIFO, device, missing, oversize): the candidate's fault.
+
+    An OSError, so callers that already treat unreadable files as the candidate's fault catch it.
+    """
