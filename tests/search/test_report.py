@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import base64
+import re
+
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.search.report import fitness_plot, write_report
+from tests.search.conftest import ToyRunner, proposal
+from tests.support.scripted_llm import ScriptedLLM
+
+
+def _mixed(body: dict) -> str:
+    seed = body["seed"]
+    if seed % 3 == 0:
+        return "no idea"
+    return proposal(f"def f(x):\n    return x * x * {1 + 1 / (seed % 17 + 1)!r}\n", name=f"scaled-{seed}")
+
+
+def test_report_embeds_plots_and_the_archive(toy: ToyRunner) -> None:
+    with ScriptedLLM(default=_mixed) as llm:
+        run = toy(llm, search={"generations": 6, "repair_rounds": 0})
+    path = write_report(run.run_dir)
+    page = path.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) >= 2
+    assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    for record in run.records:
+        assert record.name in page
+    assert "def f(x):" in page and "http" not in page.replace("http-equiv", "")  # self-contained
+    assert "invalid" in page  # failures are listed with their status
+
+
+def test_fitness_plot_marks_failures(toy: ToyRunner) -> None:
+    with ScriptedLLM(default="not json") as llm:
+        run = toy(llm, search={"repair_rounds": 0})
+    assert fitness_plot(run.records).startswith(b"\x89PNG")
+
+
+def test_archive_show_lists_the_top_candidates(toy: ToyRunner) -> None:
+    with ScriptedLLM(default=_mixed) as llm:
+        run = toy(llm, search={"generations": 4, "repair_rounds": 0})
+    result = CliRunner().invoke(app, ["archive", "show", str(run.run_dir), "--top", "2"])
+    assert result.exit_code == 0, result.output
+    best = sorted((r for r in run.records if r.fitness is not None), key=lambda r: -r.fitness)[:2]  # type: ignore[operator]
+    for record in best:
+        assert record.id in result.output
+    worst = min((r for r in run.records if r.fitness is not None), key=lambda r: r.fitness)  # type: ignore[arg-type, return-value]
+    assert worst.id not in result.output
