@@ -128,7 +128,7 @@ def test_sigkill_during_evaluation_then_resume_loses_nothing_and_repeats_nothing
     assert {"search.started", "candidate.archived", "search.finished"} <= {e["event"] for e in events}
 
 
-def test_sigint_finishes_in_flight_work_and_resume_completes(tmp_path: Path) -> None:
+def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path: Path) -> None:
     run_dir = tmp_path / f"toy-int-{uuid.uuid4().hex[:8]}"
     with ScriptedLLM(default=_distinct) as llm:
         config = _config(tmp_path, llm.base_url, generations=3, delay=2.0)
@@ -144,7 +144,9 @@ def test_sigint_finishes_in_flight_work_and_resume_completes(tmp_path: Path) -> 
         ended = {x.split()[1] for x in _log(run_dir) if x.startswith("end")}
         assert in_flight <= ended  # evaluations in flight were finished...
         assert _containers(run_dir.name) == []
-        code, output = _finish(_cli("resume", str(run_dir), cache=tmp_path / "cache"))
+        # the same search command on the same run directory continues it
+        code, output = _finish(_cli("search", DOMAIN, "--config", str(config), "--run-dir", str(run_dir),
+                                    cache=tmp_path / "cache"))
         assert code == 0, output
     _assert_complete(run_dir, generations=3)
     assert archived <= {r.id for r in load_records(run_dir)}  # ...and nothing archived was lost

@@ -1,0 +1,50 @@
+"""A run directory belongs to one search: another domain, another [domain] table or a second
+process are refused before anything starts."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError, save_config
+from engine.search.runner import RunDirError, run_search
+from engine.search.stop import Stopper
+from tests.search.conftest import toy_config
+
+DOMAIN = "tests.search.toy_domain:ToyDomain"
+
+
+def _existing_run(tmp_path: Path, domain_table: dict) -> Path:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"domain": DOMAIN}))
+    save_config(toy_config("http://127.0.0.1:9/v1", domain=domain_table), run_dir)
+    return run_dir
+
+
+def test_rerun_with_another_domain_table_is_refused(tmp_path: Path) -> None:
+    run_dir = _existing_run(tmp_path, {"xs": [1.0, 2.0], "mode": "inprocess", "eval_delay_s": 0.0})
+    with pytest.raises(ConfigError, match=r"\[domain\] table differs"):
+        run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1", domain={"xs": [5.0]}), run_dir, stopper=Stopper())
+
+
+def test_rerun_with_another_domain_is_refused(tmp_path: Path) -> None:
+    run_dir = _existing_run(tmp_path, {})
+    (run_dir / "run.json").write_text(json.dumps({"domain": "adas"}))
+    with pytest.raises(RunDirError, match="holds a 'adas' run"):
+        run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
+
+
+def test_second_process_on_a_run_dir_is_refused(tmp_path: Path) -> None:
+    run_dir = _existing_run(tmp_path, {"xs": [-2.0, -1.0, 0.0, 1.0, 3.0], "mode": "inprocess", "eval_delay_s": 0.0})
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process's lock: flock is per open file description
+    try:
+        with pytest.raises(RunDirError, match="in use by another evobox process"):
+            run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
+    finally:
+        os.close(fd)
