@@ -182,6 +182,7 @@ class ImageBuilder:
         recipe = _recipe_files(name)
         if "requirements.txt" not in recipe:
             raise ImageBuildError(f"sandbox_images/{name}/requirements.txt is missing")
+        _check_stages(name, recipe["Dockerfile"].decode())
         with tempfile.TemporaryDirectory(prefix=f"evobox-rt-{name}-") as tmp:
             wheels = Path(tmp) / "wheels"
             self._progress(f"runtime {name}: downloading wheels on the host")
@@ -254,6 +255,20 @@ class ImageBuilder:
             raise ImageBuildError(f"docker build of {tag} failed: {exc}", "".join(lines[-40:])) from exc
         if not self.exists(tag):
             raise ImageBuildError(f"docker build of {tag} finished without the image", "".join(lines[-40:]))
+
+
+_FROM_RE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+
+
+def _check_stages(name: str, dockerfile: str) -> None:
+    """Every stage must start FROM ${BASE} or an earlier stage: anything else would be a pull."""
+    stages: set[str] = set()
+    for image, alias in _FROM_RE.findall(dockerfile):
+        if image not in ("${BASE}", "$BASE") and image.lower() not in stages:
+            raise ImageBuildError(f"sandbox_images/{name}/Dockerfile: FROM {image} would need a registry; "
+                                  "use FROM ${BASE} (see sandbox_images/README.md)")
+        if alias:
+            stages.add(alias.lower())
 
 
 def _label_line(labels: Mapping[str, str]) -> bytes:

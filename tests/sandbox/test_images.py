@@ -10,6 +10,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from engine.sandbox.errors import ImageBuildError
 from engine.sandbox.images import IMAGE_ENV, ImageBuilder
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.runner import Sandbox
@@ -102,3 +103,14 @@ def test_runtime_recipe_installs_wheels_in_a_venv_and_leaves_no_wheel(
     code = "import six, sys, os; print(six.__version__, sys.prefix, os.path.exists('/tmp/wheels'), os.path.exists('/tmp/pip.whl'))"
     result = sandbox.run(tag, ["python3", "-c", code], limits=FAST)
     assert result.stdout_tail == "1.16.0 /opt/venv False False\n", result.stderr_tail
+
+
+def test_runtime_recipe_from_a_registry_image_is_refused(image_builder: ImageBuilder, base_image: str,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = tmp_path / "pulls"
+    recipe.mkdir()
+    (recipe / "Dockerfile").write_text("FROM python:3.11-slim\nRUN true\n")
+    (recipe / "requirements.txt").write_text("six==1.16.0\n")
+    monkeypatch.setenv("EVOBOX_IMAGES_DIR", str(tmp_path))
+    with pytest.raises(ImageBuildError, match="would need a registry"):
+        image_builder.runtime("pulls")
