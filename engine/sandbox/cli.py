@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from engine.logging import configure as configure_logging
 from engine.sandbox.client import connect
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.images import ImageBuilder, images_dir, runtime_names
@@ -28,6 +29,13 @@ sandbox_app = typer.Typer(help="Run code in the hardened sandbox; clean up after
 images_app = typer.Typer(help="Build the sandbox images (offline, idempotent).", no_args_is_help=True)
 
 _err = Console(stderr=True, soft_wrap=True)
+
+
+@sandbox_app.callback()
+@images_app.callback()
+def _setup() -> None:
+    """Events go to stderr: stdout carries only the command's result."""
+    configure_logging(_err, level="warning")
 
 
 @sandbox_app.command("exec")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import docker
 import pytest
 from typer.testing import CliRunner
 
@@ -26,7 +27,9 @@ def _exec(tmp_path: Path, code: str, *args: str) -> dict:
     return report
 
 
-def test_exec_reports_stdout_and_out_files(tmp_path: Path, base_image: str) -> None:
+def test_exec_reports_stdout_and_out_files(tmp_path: Path, base_image: str, docker_client: docker.DockerClient) -> None:
+    # a dead run's leftover makes the reaper log an event: it must not reach stdout
+    docker_client.containers.create(base_image, ["true"], labels={"evobox.run": "test-cli-dead"}, network_mode="none")
     code = "import os\nprint('hello')\nos.makedirs('/out/d')\nopen('/out/d/r.json', 'w').write('{}')\n"
     report = _exec(tmp_path, code, "--timeout", "20")
     assert report["exit_code"] == 0 and report["stdout_tail"] == "hello\n"
