@@ -10,7 +10,6 @@ most eval_slots evaluating).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -29,6 +28,7 @@ from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
 from engine.search.prompting import entry, select
+from engine.search.slots import OrderedSlots
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
 log = structlog.get_logger()
@@ -91,7 +91,7 @@ class Search:
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
             stopper=self.stopper, limits=Limits(self.search.wall_time_s, budget, spent),
-            eval_slots=threading.Semaphore(self.search.eval_slots), observer=self.observer,
+            eval_slots=OrderedSlots(self.search.eval_slots), observer=self.observer,
             dedupe=Dedupe(self.archive.records),
             baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()))
 
@@ -172,7 +172,7 @@ class Search:
             try:
                 clock("check")
                 static_checks(self.domain, proposal.code)
-                evaluation = evaluate(services, proposal, cid, clock)
+                evaluation = evaluate(services, proposal, cid, clock, index)
                 services.baseline_cache.put(cid, evaluation)
             except CandidateFailure as exc:
                 failure = exc

@@ -8,7 +8,6 @@ from the same state: replies already received are never asked for again.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.journal import CandidateState, Journal, ProposalData
 from engine.search.observer import Observer
 from engine.search.proposal import PROPOSAL_SCHEMA, check_syntax, parse_proposal
+from engine.search.slots import OrderedSlots
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class LoopServices:
     run: RunContext
     stopper: Stopper
     limits: Limits
-    eval_slots: threading.Semaphore
+    eval_slots: OrderedSlots
     observer: Observer
     dedupe: Dedupe
     baseline_cache: BaselineCache
@@ -186,7 +186,8 @@ class CandidatePipeline:
             self.clock("check")
             static_checks(self.s.domain, proposal.code)
             self._dedupe(cid)  # type: ignore[arg-type]
-            evaluation = evaluate(self.s, Proposal(**proposal.model_dump()), cid, self.clock)  # type: ignore[arg-type]
+            evaluation = evaluate(self.s, Proposal(**proposal.model_dump()), cid,  # type: ignore[arg-type]
+                                  self.clock, st.index)
             attempt = Attempt(code_id=cid, name=proposal.name, status=Status.OK)
         except CandidateFailure as failure:
             self.log.info("candidate.attempt_failed", status=failure.status.value, reason=failure.reason)
@@ -235,10 +236,11 @@ def static_checks(domain: Domain, code: str) -> None:
     domain.check(code)
 
 
-def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock) -> Evaluation:
-    """domain.evaluate in one of the run's evaluation slots, in a fresh candidate directory."""
+def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock, order: int) -> Evaluation:
+    """domain.evaluate in one of the run's evaluation slots (earliest candidate first, by
+    `order`), in a fresh candidate directory."""
     clock("queue")
-    with s.eval_slots:
+    with s.eval_slots.hold(order):
         s.checkpoint(llm=False)
         candidate_dir = s.run.run_dir / "candidates" / cid
         if candidate_dir.exists():  # left by an evaluation killed before it finished

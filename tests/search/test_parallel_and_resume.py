@@ -69,11 +69,12 @@ class _StopAt(Observer):
 def test_interrupt_finishes_in_flight_evaluation_and_resume_loses_nothing(toy: ToyRunner) -> None:
     stopper = Stopper()
     with ScriptedLLM(default=_slow_first) as llm:
-        run = toy(llm, stopper=stopper, observer=_StopAt(stopper, (1, 1), "evaluate"),
+        run = toy(llm, stopper=stopper, observer=_StopAt(stopper, (1, 0), "evaluate"),
                   search={"generations": 2, "candidates_per_generation": PER_GENERATION, "eval_slots": 1})
     assert run.reason is StopReason.INTERRUPTED
     first = [r.slot for r in run.records]
-    assert first[-1] == (1, 1)  # the evaluation in flight was finished and archived
+    assert (1, 0) in first  # the evaluation in flight was finished and archived
+    assert not any(generation == 2 for generation, _ in first)  # nothing new was started
     with ScriptedLLM(default=_slow_first) as llm:
         run = toy(llm, search={"generations": 2, "candidates_per_generation": PER_GENERATION, "eval_slots": 1})
     slots = [r.slot for r in run.records]
@@ -107,3 +108,34 @@ def test_finished_later_candidate_waits_in_the_journal_for_an_earlier_one(toy: T
     assert [(r.slot, r.name, r.status) for r in run.records[2:]] == [((1, 0), "k0", Status.OK),
                                                                      ((1, 1), "k1", Status.OK)]
     assert list((toy.run_dir / "pending").iterdir()) == []
+
+
+def test_evaluation_slots_go_to_the_earliest_waiting_candidate() -> None:
+    import threading
+    import time
+
+    from engine.search.slots import OrderedSlots
+
+    slots = OrderedSlots(1)
+    order: list[int] = []
+    release = threading.Event()
+
+    def first() -> None:
+        with slots.hold(0):
+            release.wait(5)
+
+    def waiter(key: int) -> None:
+        with slots.hold(key):
+            order.append(key)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    time.sleep(0.05)
+    waiters = [threading.Thread(target=waiter, args=(key,)) for key in (3, 1, 2)]
+    for thread in waiters:
+        thread.start()
+        time.sleep(0.05)
+    release.set()
+    for thread in [holder, *waiters]:
+        thread.join(5)
+    assert order == [1, 2, 3]
