@@ -58,7 +58,7 @@ def harness(docker_client, image_builder) -> Iterator[Harness]:
     data = work / "mgsm"
     data.mkdir()
     (data / "mgsm_en.tsv").write_text("".join(f"{q}\t{a}\n" for q, a in QUESTIONS), encoding="utf-8")
-    config = AdasConfig(source=str(data), n_questions=None, threads=2, question_timeout_s=30, cpus=0.5,
+    config = AdasConfig(source=str(data), n_questions=0, threads=2, question_timeout_s=30, cpus=0.5,
                         bootstrap_resamples=2_000, selftest_timeout_s=10)
     domain = AdasDomain(config)
     with ScriptedLLM(default=reply_by_fields, model="scripted") as llm, \

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from benchmarks.adas import Benchmark, Split, Task
-from engine.config import RunConfig, save_config
+from engine.config import RunConfig, load_config, save_config
 from engine.domains.adas.baselines import BASELINES, BaselineName
 from engine.domains.adas.config import AdasConfig, PromptStyle
 from engine.domains.adas.domain import AdasDomain, check_forward
@@ -125,9 +126,9 @@ def test_transfer_config_targets_the_new_setting_with_no_generations(tmp_path):
     config = transfer_config(run_dir, Benchmark.DROP, Split.TEST, model="gpt-4o-mini", top_k=2)
     assert config.search.generations == 0 and config.llm.agent.model == "gpt-4o-mini"
     domain = AdasDomain(AdasConfig.model_validate(config.domain))
-    assert domain.config.benchmark is Benchmark.DROP and domain.config.n_questions is None
+    assert domain.config.benchmark is Benchmark.DROP and domain.config.n_questions == 0
     assert [p.name for p in domain.baselines()][-2:] == ["agent-2-0", "agent-3-0"]
-    assert len(domain.baselines()) == len(BaselineName) + 2
+    assert len(domain.baselines()) == len(AdasConfig().baselines) + 2
 
 
 def test_transfer_refuses_a_run_of_another_domain(tmp_path):
@@ -135,3 +136,20 @@ def test_transfer_refuses_a_run_of_another_domain(tmp_path):
     (run_dir / "run.json").write_text(json.dumps({"domain": "discopop"}))
     with pytest.raises(TransferError):
         transfer_config(run_dir, Benchmark.MGSM, Split.TEST)
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "engine" / "domains" / "adas" / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_are_valid_run_configs(path):
+    config = load_config(path)
+    domain = AdasConfig.model_validate(config.domain)
+    if path.stem != "local":
+        assert config.llm.meta.model.startswith("gpt-4o") and config.llm.agent.model.startswith("gpt-3.5-turbo")
+        assert config.search.generations in (25, 30) and len(domain.baselines) == 7 and domain.n_questions == 0
+
+
+def test_default_domain_config_is_the_local_run():
+    local = AdasConfig.model_validate(load_config(next(p for p in CONFIGS if p.stem == "local")).domain)
+    assert local == AdasConfig()

@@ -24,14 +24,17 @@ class AdasConfig(BaseModel):
 
     benchmark: Benchmark = Field(Benchmark.MGSM, description="mgsm, drop, mmlu, gpqa or arc.")
     split: Split = Field(Split.VALID, description="valid (search fitness) or test (final numbers).")
-    n_questions: int | None = Field(6, ge=1, description="First N questions of the split; null = the paper's size.")
+    n_questions: int = Field(5, ge=0, description="First N questions of the split; 0 = the paper's split size.")
     languages: list[str] = Field(["en"], description="MGSM languages (the paper mixes all 11).")
     source: str | None = Field(None, description="Local path or Hugging Face dataset id; default: under data_dir.")
     data_dir: str | None = Field(None, description="Offline data root; default $EVOBOX_DATA_DIR or ../shared/data/adas.")
     repeats: int | None = Field(None, ge=1, description="Times each question is asked; null = paper (GPQA, ARC: 5).")
     arc_max_side: int = Field(5, ge=1, le=30, description="ARC: keep training tasks whose grids are at most this size.")
     seed: int = Field(0, description="Shuffle seed of the split and of GPQA's option order.")
-    baselines: list[BaselineName] = Field(list(BaselineName), description="Baselines that seed the archive.")
+    baselines: list[BaselineName] = Field(
+        [BaselineName.COT, BaselineName.STEP_BACK, BaselineName.ROLE_ASSIGNMENT],
+        description="Baselines that seed the archive. Default: the three cheapest (1-2 LLM calls per question) "
+                    "for the local run; the paper's configs list all seven.")
     agents_from: str | None = Field(None, description="Run directory whose best discovered agents join the "
                                                        "baselines (transfer: `evobox adas evaluate`).")
     top_k: int = Field(3, ge=1, description="How many of agents_from's best agents to re-evaluate.")

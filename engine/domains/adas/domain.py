@@ -126,9 +126,9 @@ class AdasDomain(Domain):
         """The evaluation questions (loaded once; the engine keeps the gold answers)."""
         if self._tasks is None:
             c = self.config
-            self._tasks = load_tasks(c.benchmark, c.split, source=c.source, data_dir=c.data_dir, limit=c.n_questions,
-                                     languages=c.languages, seed=c.seed, repeats=c.repeats,
-                                     arc_max_side=c.arc_max_side)
+            self._tasks = load_tasks(c.benchmark, c.split, source=c.source, data_dir=c.data_dir,
+                                     limit=c.n_questions or None, languages=c.languages, seed=c.seed,
+                                     repeats=c.repeats, arc_max_side=c.arc_max_side)
         return self._tasks
 
     def prepare(self, run: RunContext) -> None:

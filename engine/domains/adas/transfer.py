@@ -36,7 +36,7 @@ def best_agents(run_dir: Path, top_k: int) -> list[Proposal]:
 
 
 def transfer_config(run_dir: Path, benchmark: Benchmark, split: Split, *, model: str | None = None,
-                    top_k: int = 3, n_questions: int | None = None, with_baselines: bool = True) -> RunConfig:
+                    top_k: int = 3, n_questions: int = 0, with_baselines: bool = True) -> RunConfig:
     """The source run's config, pointed at another benchmark/split/model, with no generations."""
     if run_domain_spec(run_dir) != DOMAIN:
         raise TransferError(f"{run_dir} is not an ADAS run")
@@ -61,7 +61,7 @@ def transfer_dir(run_dir: Path, benchmark: Benchmark, split: Split, model: str |
 
 
 def evaluate_run(run_dir: Path, benchmark: Benchmark, split: Split = Split.TEST, *, model: str | None = None,
-                 top_k: int = 3, n_questions: int | None = None, with_baselines: bool = True,
+                 top_k: int = 3, n_questions: int = 0, with_baselines: bool = True,
                  **run_kwargs: Any) -> RunOutcome:
     """Re-evaluate RUN_DIR's best agents; returns the transfer run's outcome (report included).
     `run_kwargs` go to run_search (stopper, observer, on_open)."""
@@ -76,8 +76,8 @@ def evaluate_command(
     split: Annotated[Split, typer.Option("--split", help="valid or test.")] = Split.TEST,
     model: Annotated[str | None, typer.Option("--model", help="Agent model (default: the run's).")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many of the run's best agents.")] = 3,
-    n_questions: Annotated[int | None, typer.Option("--n-questions", min=1,
-                                                    help="First N questions (default: the paper's split).")] = None,
+    n_questions: Annotated[int, typer.Option("--n-questions", min=0,
+                                             help="First N questions (0: the paper's whole split).")] = 0,
     no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the hand-written baselines.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="Console log level.")] = "info",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
