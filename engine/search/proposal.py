@@ -21,6 +21,7 @@ PROPOSAL_SCHEMA: dict[str, Any] = {
     "required": ["thought", "name", "code"],
 }
 MAX_NAME_CHARS = 200
+MAX_THOUGHT_CHARS = 20_000  # the thought is shown in later prompts: a runaway one must not crowd them out
 
 
 def _invalid(reason: str) -> CandidateFailure:
@@ -45,7 +46,10 @@ def parse_proposal(data: Any, *, max_code_chars: int) -> Proposal:
     if len(code) > max_code_chars:
         raise _invalid(f"\"code\" is {len(code):,} characters; the limit is {max_code_chars:,}")
     name = " ".join(_text(data.get("name") or "unnamed").split())[:MAX_NAME_CHARS] or "unnamed"
-    return Proposal(name=name, thought=_text(data.get("thought") or ""), code=code)
+    thought = _text(data.get("thought") or "")
+    if len(thought) > MAX_THOUGHT_CHARS:
+        thought = thought[:MAX_THOUGHT_CHARS] + " [... truncated]"
+    return Proposal(name=name, thought=thought, code=code)
 
 
 def check_syntax(code: str) -> None:

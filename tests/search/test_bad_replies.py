@@ -87,3 +87,11 @@ def test_llm_server_failure_stops_the_run_and_resume_finishes_the_candidate(toy:
     assert run.reason is StopReason.COMPLETED
     assert [(r.generation, r.status) for r in run.records][-1] == (1, Status.OK)
     assert len(run.records) == 3
+
+
+def test_runaway_thought_is_truncated_and_the_candidate_still_scores(toy: ToyRunner) -> None:
+    with ScriptedLLM([proposal(square(), thought="hmm " * 100_000)]) as llm:
+        run = toy(llm)
+    record = run.records[-1]
+    assert record.status is Status.OK
+    assert len(record.thought) < 25_000 and record.thought.endswith("[... truncated]")
