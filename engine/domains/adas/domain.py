@@ -133,7 +133,8 @@ class AdasDomain(Domain):
 
     def prepare(self, run: RunContext) -> None:
         self._runtime = run.images.runtime(RUNTIME)
-        self._agent_model = run.llm.agent.model or ""
+        upstream = getattr(run.gateway, "upstream", None)  # the model the agents really get
+        self._agent_model = upstream.model if upstream is not None else (run.llm.agent.model or "")
         self.tasks()
 
     # ---- evaluation ----------------------------------------------------------------------
