@@ -95,8 +95,11 @@ def test_config_rejects_unknown_keys_and_bad_values():
     assert AdasConfig(memory="1g").memory == 1024**3
 
 
-def test_evaluation_key_changes_with_the_setting():
-    assert AdasDomain(AdasConfig()).evaluation_key() != AdasDomain(AdasConfig(split=Split.TEST)).evaluation_key()
+def test_evaluation_key_changes_with_the_setting_only():
+    key = AdasDomain(AdasConfig()).evaluation_key()
+    assert key != AdasDomain(AdasConfig(split=Split.TEST)).evaluation_key()
+    assert key != AdasDomain(AdasConfig(n_questions=7)).evaluation_key()
+    assert key == AdasDomain(AdasConfig(prompt_style=PromptStyle.FULL, baselines=[])).evaluation_key()
 
 
 def _record(index, generation, fitness, status=Status.OK):

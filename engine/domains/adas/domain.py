@@ -24,6 +24,9 @@ LAYER_KIND = "adas-candidate"
 BOX_FILES = ("__init__.py", "framework.py", "backend.py", "harness.py")
 ANSWERS_MAX_BYTES = 32 * 1024 * 1024
 SELFTEST_MAX_BYTES = 64 * 1024
+EVALUATION_FIELDS = {"benchmark", "split", "n_questions", "languages", "source", "data_dir", "repeats", "arc_max_side",
+                     "seed", "question_timeout_s", "agent_max_tokens", "max_llm_calls", "max_llm_tokens",
+                     "bootstrap_resamples", "min_accuracy"}
 STUB_ANSWERS: dict[Benchmark, Any] = {Benchmark.MGSM: "0", Benchmark.DROP: "stub answer", Benchmark.MMLU: "A",
                                       Benchmark.GPQA: "A", Benchmark.ARC: [[0]]}
 
@@ -113,8 +116,10 @@ class AdasDomain(Domain):
         check_forward(code)
 
     def evaluation_key(self) -> str:
-        return json.dumps({"domain": self.config.model_dump(mode="json"), "agent_model": self._agent_model},
-                          sort_keys=True)
+        """What a score depends on: data, split, budgets, bootstrap and the agents' model (not the
+        prompt style, the baseline list or the container's CPU share)."""
+        setting = self.config.model_dump(mode="json", include=EVALUATION_FIELDS)
+        return json.dumps({"setting": setting, "agent_model": self._agent_model}, sort_keys=True)
 
     @classmethod
     def cli_commands(cls) -> Any:
