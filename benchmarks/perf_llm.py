@@ -13,14 +13,14 @@ Usage: python -m benchmarks.perf_llm [--calls 300] [--threads 1,2] [--no-embedde
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import httpx
@@ -40,28 +40,37 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def latencies(make_client: Callable[[], httpx.Client], path: str, n: int) -> list[float]:
+def latencies(target: dict[str, str], n: int) -> list[float]:
     out = []
-    with make_client() as client:
+    with make_client(target) as client:
         for _ in range(10):  # warm-up: connection set up, caches
-            client.post(path, json=BODY).raise_for_status()
+            client.post("/v1/chat/completions", json=BODY).raise_for_status()
         for _ in range(n):
             started = time.perf_counter()
-            client.post(path, json=BODY).raise_for_status()
+            client.post("/v1/chat/completions", json=BODY).raise_for_status()
             out.append(time.perf_counter() - started)
     return out
 
 
-def throughput(make_client: Callable[[], httpx.Client], path: str, per_client: int) -> float:
+def make_client(target: dict[str, str]) -> httpx.Client:
+    """A client for `target`: {"url": base} direct, or {"uds": path, "token": t} through the gateway."""
+    if "uds" in target:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=target["uds"]), base_url="http://gateway", timeout=60,
+                            headers={"authorization": f"Bearer {target['token']}"})
+    return httpx.Client(base_url=target["url"], timeout=60)
+
+
+def load(target: dict[str, str], per_client: int) -> float:
+    """Calls/s of CONCURRENT client threads; run in a separate process, like sandboxed candidates."""
     barrier = threading.Barrier(CONCURRENT + 1)
     errors: list[BaseException] = []
 
     def worker() -> None:
-        with make_client() as client:
+        with make_client(target) as client:
             barrier.wait()
             try:
                 for _ in range(per_client):
-                    client.post(path, json=BODY).raise_for_status()
+                    client.post("/v1/chat/completions", json=BODY).raise_for_status()
             except BaseException as exc:  # reported below, never counted as a success
                 errors.append(exc)
 
@@ -78,19 +87,21 @@ def throughput(make_client: Callable[[], httpx.Client], path: str, per_client: i
     return CONCURRENT * per_client / elapsed
 
 
+def throughput(target: dict[str, str], per_client: int) -> float:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(load, target, per_client).result()
+
+
 def gateway_figures(calls: int) -> None:
     with ScriptedLLM(default="pong", model="gpt-4o-mini") as upstream, tempfile.TemporaryDirectory() as tmp:
         endpoint = Endpoint(upstream.base_url, "sk-bench-0000000000", "gpt-4o-mini")
         config = GatewayConfig(max_concurrency=CONCURRENT)
         with Gateway(endpoint, Path(tmp) / "llm", config=config) as gateway:
             grant = gateway.grant("bench", transcript=Path(tmp) / "t.jsonl", max_calls=10**9, max_tokens=10**12)
-            direct = lambda: httpx.Client(base_url=upstream.base_url.removesuffix("/v1"), timeout=60)  # noqa: E731
-            via = lambda: httpx.Client(transport=httpx.HTTPTransport(uds=str(gateway.socket_path)),  # noqa: E731
-                                       base_url="http://gateway", timeout=60,
-                                       headers={"authorization": f"Bearer {grant.token}"})
-            path = "/v1/chat/completions"
-            d = latencies(direct, path, calls)
-            g = latencies(via, path, calls)
+            direct = {"url": upstream.base_url.removesuffix("/v1")}
+            via = {"uds": str(gateway.socket_path), "token": grant.token}
+            d = latencies(direct, calls)
+            g = latencies(via, calls)
             overhead = statistics.median(g) - statistics.median(d)
             print(f"gateway overhead ({calls} sequential calls, transcript on):")
             print(f"  direct to upstream : p50 {statistics.median(d) * 1e3:6.2f} ms   p90 {pct(d, 0.9) * 1e3:6.2f} ms")
@@ -98,9 +109,9 @@ def gateway_figures(calls: int) -> None:
             print(f"  added by gateway   : p50 {overhead * 1e3:6.2f} ms   ratio {statistics.median(g) / statistics.median(d):.2f}x"
                   f"   (goal < 5 ms: {'met' if overhead < 0.005 else 'NOT met'})")
             per_client = max(5, calls // CONCURRENT)
-            print(f"throughput, {CONCURRENT} concurrent clients x {per_client} calls:")
-            print(f"  direct to upstream : {throughput(direct, path, per_client):7.0f} calls/s")
-            print(f"  through gateway    : {throughput(via, path, per_client):7.0f} calls/s")
+            print(f"throughput, {CONCURRENT} concurrent clients (threads of another process) x {per_client} calls:")
+            print(f"  direct to upstream : {throughput(direct, per_client):7.0f} calls/s")
+            print(f"  through gateway    : {throughput(via, per_client):7.0f} calls/s")
 
 
 def prompt_text(tokens_approx: int) -> str:
