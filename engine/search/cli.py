@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine import logging as evobox_logging
@@ -23,7 +24,7 @@ from engine.search.candidate import Status
 from engine.search.domain import RunContext
 from engine.search.observer import Observer
 from engine.search.runner import (RunDirError, RunOutcome, default_run_dir, resolve_domain_class, resume_search,
-                                  run_search)
+                                  run_domain_spec, run_search)
 from engine.search.stop import Stopper, StopReason
 
 log = structlog.get_logger()
@@ -36,7 +37,7 @@ NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live display
 
 
 def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -74,6 +75,10 @@ def resume(
     """Continue a stopped or killed run exactly where it stopped."""
     console = Console(stderr=True)
     evobox_logging.configure(console, level=log_level)
+    try:
+        run_domain_spec(run_dir)
+    except RunDirError as exc:
+        raise _fail(console, str(exc)) from None
     _execute(console, run_dir, no_progress,
              lambda **kw: resume_search(run_dir, {"search.generations": generations}, **kw))
 
@@ -99,11 +104,12 @@ def _execute(console: Console, run_dir: Path, no_progress: bool, start: Callable
         signal.signal(signal.SIGINT, previous)
         evobox_logging.close()
     colour = "red" if outcome.reason is StopReason.ERROR else "green"
-    console.print(f"[{colour}]stopped: {outcome.reason.value}[/{colour}]: {outcome.detail}", highlight=False)
+    console.print(f"[{colour}]stopped: {outcome.reason.value}[/{colour}]: {escape(outcome.detail)}",
+                  highlight=False, soft_wrap=True)
     if outcome.reason is not StopReason.COMPLETED:
-        console.print(f"continue with: evobox resume {run_dir}", highlight=False)
+        console.print(f"continue with: evobox resume {escape(str(run_dir))}", highlight=False, soft_wrap=True)
     if outcome.report:
-        console.print(f"report: {outcome.report}", highlight=False)
+        console.print(f"report: {escape(str(outcome.report))}", highlight=False, soft_wrap=True)
     raise typer.Exit(_EXIT_CODES.get(outcome.reason, 0))
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+from engine import logging as evobox_logging
 from engine.config import RunConfig, build_config
 from engine.llm.client import LLMClient
 from engine.llm.endpoint import resolve
@@ -74,6 +77,14 @@ class ToyRunner:
     def evaluations(self) -> list[str]:
         path = self.run_dir / "evaluations.log"
         return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """CLI tests configure structlog globally; give every test the defaults back."""
+    yield
+    evobox_logging.close()
+    structlog.reset_defaults()
 
 
 @pytest.fixture

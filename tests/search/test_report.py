@@ -48,3 +48,17 @@ def test_archive_show_lists_the_top_candidates(toy: ToyRunner) -> None:
         assert record.id in result.output
     worst = min((r for r in run.records if r.fitness is not None), key=lambda r: r.fitness)  # type: ignore[arg-type, return-value]
     assert worst.id not in result.output
+
+
+def test_report_command_writes_report_html(toy: ToyRunner) -> None:
+    with ScriptedLLM(default=_mixed) as llm:
+        run = toy(llm, search={"generations": 1, "repair_rounds": 0})
+    result = CliRunner().invoke(app, ["report", str(run.run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run.run_dir / "report.html").exists() and "report.html" in result.output
+
+
+def test_resume_refuses_a_directory_that_is_not_a_run(tmp_path) -> None:  # noqa: ANN001
+    result = CliRunner().invoke(app, ["resume", str(tmp_path)])
+    assert result.exit_code == 2 and "not an evobox run directory" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -48,3 +48,18 @@ def test_second_process_on_a_run_dir_is_refused(tmp_path: Path) -> None:
             run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
     finally:
         os.close(fd)
+
+
+def test_cli_shows_bracketed_config_errors_verbatim(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    run_dir = _existing_run(tmp_path, {"xs": [1.0, 2.0], "mode": "inprocess", "eval_delay_s": 0.0})
+    config = tmp_path / "other.toml"
+    config.write_text('[domain]\nxs = [5.0]\n[llm.meta]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+                      "temperature = 0\nmax_tokens = 5\n")
+    result = CliRunner().invoke(app, ["search", DOMAIN, "--config", str(config), "--run-dir", str(run_dir),
+                                      "--no-progress"])
+    assert result.exit_code == 2
+    assert "the [domain] table differs" in result.output
