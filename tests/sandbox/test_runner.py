@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import docker
@@ -68,11 +69,13 @@ def test_missing_image_is_a_sandbox_error_not_a_pull(sandbox: Sandbox) -> None:
 
 def test_labels_name_the_run_and_container_is_removed_after(sandbox: Sandbox, base_image: str,
                                                             docker_client: docker.DockerClient) -> None:
+    candidate = f"cand-{uuid.uuid4().hex[:8]}"
     seen: list[dict] = []
+    done = threading.Event()
 
     def spy() -> None:
-        for _ in range(100):
-            found = docker_client.containers.list(all=True, filters={"label": "evobox.candidate=c-42"})
+        while not done.is_set():
+            found = docker_client.containers.list(all=True, filters={"label": f"evobox.candidate={candidate}"})
             if found:
                 seen.append(found[0].labels)
                 return
@@ -80,10 +83,13 @@ def test_labels_name_the_run_and_container_is_removed_after(sandbox: Sandbox, ba
 
     thread = threading.Thread(target=spy)
     thread.start()
-    sandbox.run(base_image, py("import time; time.sleep(2)"), limits=FAST, labels={"evobox.candidate": "c-42"})
-    thread.join()
-    assert seen and seen[0][RUN_LABEL] == sandbox.run_id and seen[0]["evobox.candidate"] == "c-42"
-    assert not docker_client.containers.list(all=True, filters={"label": "evobox.candidate=c-42"})
+    try:
+        sandbox.run(base_image, py("import time; time.sleep(3)"), limits=FAST, labels={"evobox.candidate": candidate})
+    finally:
+        done.set()
+        thread.join()
+    assert seen and seen[0][RUN_LABEL] == sandbox.run_id and seen[0]["evobox.candidate"] == candidate
+    assert not docker_client.containers.list(all=True, filters={"label": f"evobox.candidate={candidate}"})
 
 
 def test_out_dir_collects_regular_files_only(sandbox: Sandbox, base_image: str, tmp_path: Path) -> None:
