@@ -323,9 +323,9 @@ class Gateway:
             if left <= 0:
                 raise _Reject(429, f"LLM token budget spent: {state.usage.total_tokens:,} of {state.max_tokens:,} "
                                    "tokens used by this candidate", "budget_exhausted", retry=False)
-            key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-            want = min(body.get(key) or self.config.default_max_tokens, left)
-            body[key] = want
+            keys = [k for k in ("max_completion_tokens", "max_tokens") if body.get(k)] or ["max_tokens"]
+            want = min(min(body.get(k) or self.config.default_max_tokens for k in keys), left)
+            body.update({k: want for k in keys})
             reserved = want * int(body.get("n") or 1)
             state.calls_started += 1
             state.reserved_tokens += reserved

@@ -108,6 +108,21 @@ def test_token_budget_clamps_completions_then_gives_429(upstream, tmp_path):
     assert "token budget spent: 130 of 100" in statuses[2].json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("limits", "expected"), [
+    ({}, {"max_tokens": 64}),                                        # none given: default_max_tokens
+    ({"max_completion_tokens": 5000}, {"max_completion_tokens": 100}),
+    ({"max_tokens": 50, "max_completion_tokens": 5000}, {"max_tokens": 50, "max_completion_tokens": 50}),
+])
+def test_every_completion_limit_is_clamped_to_the_budget(upstream, tmp_path, limits, expected):
+    upstream.push("ok")
+    with open_gateway(upstream, tmp_path, default_max_tokens=64) as gw:
+        grant = gw.grant("c1", transcript=tmp_path / "t.jsonl", max_calls=10, max_tokens=100)
+        with socket_client(gw, grant.token) as http:
+            assert http.post("/v1/chat/completions", json={**HELLO, **limits}).status_code == 200
+    sent = upstream.requests[0]
+    assert {k: sent[k] for k in ("max_tokens", "max_completion_tokens") if k in sent} == expected
+
+
 def test_budgets_are_per_grant(upstream, tmp_path):
     upstream._default = "ok"
     with open_gateway(upstream, tmp_path) as gw:
