@@ -30,8 +30,8 @@ def test_transient_http_errors_are_retried(upstream, status):
 
 def test_timeout_is_retried(upstream):
     # the scripted server blocks while it delays, so the retry is answered once the delay ends
-    upstream.push(Reply(content="late", delay_s=0.5), "on time")
-    reply = client_for(upstream, timeout_s=0.4).chat(HELLO)
+    upstream.push(Reply(content="late", delay_s=1.0), "on time")
+    reply = client_for(upstream, timeout_s=0.8).chat(HELLO)
     assert reply.text == "on time"
 
 
