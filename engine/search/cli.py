@@ -69,18 +69,24 @@ def search(
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.", file_okay=False, exists=True)],
     generations: Annotated[int | None, typer.Option("--generations", help="Raise or lower the generations.")] = None,
+    wall_time_s: Annotated[float | None, typer.Option("--wall-time-s", help="New [search] wall_time_s (whole "
+                                                      "run, earlier processes included).")] = None,
+    budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="New [llm] budget_usd.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option("--budget-tokens", help="New [llm] budget_tokens.")] = None,
     log_level: LogLevel = "info",
     no_progress: NoProgress = False,
 ) -> None:
-    """Continue a stopped or killed run exactly where it stopped."""
+    """Continue a stopped or killed run exactly where it stopped (raise a spent budget with the options)."""
     console = Console(stderr=True)
     evobox_logging.configure(console, level=log_level)
+    overrides = {"search.generations": generations, "search.wall_time_s": wall_time_s,
+                 "llm.budget_usd": budget_usd, "llm.budget_tokens": budget_tokens}
     try:
         run_domain_spec(run_dir)
     except RunDirError as exc:
         raise _fail(console, str(exc)) from None
     _execute(console, run_dir, no_progress,
-             lambda **kw: resume_search(run_dir, {"search.generations": generations}, **kw))
+             lambda **kw: resume_search(run_dir, overrides, **kw))
 
 
 def _execute(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:

@@ -24,6 +24,7 @@ from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Stat
 from engine.search.codeid import code_id
 from engine.search.dedupe import Dedupe
 from engine.search.domain import Domain, RunContext
+from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
@@ -32,6 +33,8 @@ from engine.search.slots import OrderedSlots
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
 log = structlog.get_logger()
+
+CLOCK_NAME = "clock.json"  # wall time spent by every process of the run, for the wall-time budget
 
 
 class Search:
@@ -72,6 +75,7 @@ class Search:
         except Exception as exc:  # infrastructure: the run stops, its candidate stays in the journal
             log.exception("search.infrastructure_error", error=str(exc))
             self.stopper.request(StopReason.ERROR, f"{type(exc).__name__}: {exc}")
+        self._save_clock(services)
         reason = self.stopper.reason or StopReason.COMPLETED
         detail = self.stopper.detail or f"{self.search.generations} generations done"
         log.info("search.finished", reason=reason.value, detail=detail, archived=len(self.archive.records))
@@ -90,10 +94,23 @@ class Search:
         budget = Budget(usd=self.config.llm.budget_usd, tokens=self.config.llm.budget_tokens)
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
-            stopper=self.stopper, limits=Limits(self.search.wall_time_s, budget, spent),
+            stopper=self.stopper, limits=Limits(self.search.wall_time_s, budget, spent, self._elapsed_before()),
             eval_slots=OrderedSlots(self.search.eval_slots), observer=self.observer,
             dedupe=Dedupe(self.archive.records),
             baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()))
+
+    def _elapsed_before(self) -> float:
+        """Wall time spent on this run by earlier processes (saved at every commit)."""
+        try:
+            return float(json.loads((self.run_ctx.run_dir / CLOCK_NAME).read_text())["elapsed_s"])
+        except FileNotFoundError:
+            return 0.0
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("search.clock_unreadable", error=str(exc))
+            return 0.0
+
+    def _save_clock(self, services: LoopServices) -> None:
+        write_json_atomic(self.run_ctx.run_dir / CLOCK_NAME, {"elapsed_s": round(services.limits.elapsed_s(), 3)})
 
     # ---- generations ---------------------------------------------------------------------
     def _baselines(self, services: LoopServices) -> None:
@@ -144,6 +161,7 @@ class Search:
                     continue
                 if in_order:  # a later record waits in the journal until the earlier ones are in
                     self._commit(record, services.dedupe)
+                    self._save_clock(services)
         if failure is not None:
             raise failure
 

@@ -43,18 +43,24 @@ class Stopper:
 
 
 class Limits:
-    """The run's budgets: wall time since this process started the search, and LLM spend
-    (spend recorded by earlier processes of the same run plus this process's client totals)."""
+    """The run's budgets, counted over the whole run, earlier processes included: wall time
+    (seconds recorded by earlier processes plus this one's) and LLM spend (usage recorded in the
+    archive and journal plus this process's client totals)."""
 
-    def __init__(self, wall_time_s: float | None, budget: Budget, spent_before: Usage):
-        self._deadline = None if wall_time_s is None else time.monotonic() + wall_time_s
+    def __init__(self, wall_time_s: float | None, budget: Budget, spent_before: Usage, elapsed_before_s: float = 0.0):
+        self._started = time.monotonic()
         self._wall_time_s = wall_time_s
         self._budget = budget
         self._spent_before = spent_before
+        self._elapsed_before_s = elapsed_before_s
+
+    def elapsed_s(self) -> float:
+        """Wall time of the whole run so far."""
+        return self._elapsed_before_s + time.monotonic() - self._started
 
     def exceeded(self, spent_now: Usage) -> tuple[StopReason, str] | None:
         """The first budget spent, with a one-line explanation, or None."""
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._wall_time_s is not None and self.elapsed_s() >= self._wall_time_s:
             return StopReason.WALL_TIME, f"wall-time budget of {self._wall_time_s:g}s spent"
         reason = self._budget.exceeded(self._spent_before + spent_now)
         if reason:

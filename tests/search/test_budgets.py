@@ -25,6 +25,10 @@ def test_wall_time_budget_stops_cleanly_and_resume_continues(toy: ToyRunner) -> 
     assert run.reason is StopReason.WALL_TIME and "wall-time budget of 1s spent" in run.detail
     done = len(run.records)
     assert 2 <= done < 52
+    with ScriptedLLM(default=_distinct) as llm:  # the budget covers the whole run, not each process
+        again = toy(llm, search={"generations": 50, "wall_time_s": 1.0}, domain={"eval_delay_s": 0.3})
+        assert llm.requests == []
+    assert again.reason is StopReason.WALL_TIME and len(again.records) == done
     with ScriptedLLM(default=_distinct) as llm:
         run = toy(llm, search={"generations": done})  # finish the generations it reached
     assert run.reason is StopReason.COMPLETED
