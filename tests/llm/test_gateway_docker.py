@@ -80,6 +80,7 @@ def test_container_without_network_reaches_gateway_only_through_socket(upstream,
     assert not (tmp_path / "llm" / "planted").exists()
 
 
+@pytest.mark.slow  # builds the ADAS runtime image on a fresh machine
 def test_box_client_in_a_sandbox_calls_the_llm_like_outside(upstream, tmp_path: Path):
     """The real in-sandbox helper, copied as evobox_llm.py into an image with the openai package."""
     upstream.push("agent answer")
