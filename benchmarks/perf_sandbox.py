@@ -19,6 +19,9 @@ import time
 import uuid
 from collections.abc import Callable
 
+from rich.console import Console
+
+from engine.logging import configure as configure_logging
 from engine.sandbox.images import ImageBuilder
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.reaper import RUN_LABEL
@@ -44,13 +47,18 @@ def pct(values: list[float], q: float) -> float:
 def line(name: str, values: list[float], goal: float | None = None) -> str:
     p50, p90 = pct(values, 0.5), pct(values, 0.9)
     verdict = "" if goal is None else ("  goal < %.3f s: %s" % (goal, "met" if p50 < goal else "MISSED"))
-    return f"{name:<34} p50 {p50 * 1000:8.1f} ms   p90 {p90 * 1000:8.1f} ms   n={len(values)}{verdict}"
+    return f"{name:<34} p50 {_ms(p50)}   p90 {_ms(p90)}   n={len(values)}{verdict}"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms" if seconds >= 0.001 else f"{seconds * 1e6:8.1f} us"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    configure_logging(Console(stderr=True), level="warning")
     builder = ImageBuilder()
     base = builder.base()
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
