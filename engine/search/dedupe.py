@@ -1,14 +1,18 @@
-"""Refusing code the archive already holds, or that another candidate is evaluating right now."""
+"""Refusing code the archive already holds.
+
+Deterministic by construction: candidates of generation g are checked against the archive as
+it stood when g began (earlier generations), like their prompt. Two candidates of the same
+generation that write the same code concurrently are both evaluated; when they are archived,
+in candidate order, the later one is recorded as a duplicate of the earlier (no fitness).
+"""
 
 from __future__ import annotations
 
-import threading
-
-from engine.search.archive import Generation, Record
+from engine.search.archive import Attempt, Record
 from engine.search.candidate import Status
 
 
-def _describe(record: Record) -> str:
+def describe(record: Record) -> str:
     if record.status is Status.OK:
         outcome = f"fitness {record.fitness_text or record.fitness}"
     else:
@@ -16,33 +20,36 @@ def _describe(record: Record) -> str:
     return f"archived candidate {record.name!r} (id {record.id}, {outcome})"
 
 
+def duplicate_reason(original: str) -> str:
+    return f"duplicate: the code is identical (ignoring layout and comments) to {original}"
+
+
 class Dedupe:
-    """Index of archived code ids plus the ids claimed by candidates in flight. Thread-safe."""
+    """Code ids of archived records (records without code, e.g. unreadable replies, are skipped)."""
 
     def __init__(self, records: list[Record]):
-        self._lock = threading.Lock()
         self._archived: dict[str, str] = {}
-        self._claims: dict[str, tuple[Generation, int]] = {}
         for record in records:
-            self.add(record)
+            if record.code.strip():
+                self._archived.setdefault(record.id, describe(record))
 
-    def add(self, record: Record) -> None:
-        """Index an archived record (records without code, e.g. unreadable replies, are skipped)."""
-        if record.code.strip():
-            with self._lock:
-                self._archived.setdefault(record.id, _describe(record))
+    def check(self, code_id: str) -> str | None:
+        """Why `code_id` must not be evaluated, or None."""
+        original = self._archived.get(code_id)
+        return duplicate_reason(original) if original else None
 
-    def claim(self, code_id: str, slot: tuple[Generation, int]) -> str | None:
-        """Reserve `code_id` for `slot`; return why it is a duplicate instead, if it is one.
 
-        Candidates of one generation run concurrently, so the first to reach this point owns
-        the code; the other is told it duplicates a candidate under evaluation.
-        """
-        with self._lock:
-            if code_id in self._archived:
-                return f"duplicate: the code is identical (ignoring layout and comments) to {self._archived[code_id]}"
-            owner = self._claims.setdefault(code_id, slot)
-            if owner != slot:
-                return ("duplicate: the code is identical (ignoring layout and comments) to candidate "
-                        f"{owner[1]} of generation {owner[0]}, which is being evaluated now")
-            return None
+def as_duplicate(record: Record, earlier: list[Record]) -> Record:
+    """`record`, or, if an earlier record of its generation has the same code, a copy recorded
+    as that record's duplicate (its evaluation ran concurrently and is discarded)."""
+    if not record.code.strip():
+        return record
+    original = next((r for r in earlier if r.id == record.id and r.code.strip()), None)
+    if original is None:
+        return record
+    reason = duplicate_reason(f"candidate {original.index} of generation {original.generation}, "
+                              f"{original.name!r}, evaluated at the same time")
+    return record.model_copy(update={
+        "status": Status.INVALID, "fitness": None, "fitness_text": None, "fitness_detail": {}, "error": reason,
+        "attempts": [*record.attempts, Attempt(code_id=record.id, name=record.name, status=Status.INVALID,
+                                               error=reason)]})

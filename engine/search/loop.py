@@ -22,13 +22,14 @@ from engine.search.archive import ARCHIVE_NAME, Archive, Attempt, Generation, Re
 from engine.search.baseline_cache import BaselineCache
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.codeid import code_id
-from engine.search.dedupe import Dedupe
+from engine.search.dedupe import Dedupe, as_duplicate
 from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
 from engine.search.prompting import entry, select
+from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
@@ -96,7 +97,6 @@ class Search:
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
             stopper=self.stopper, limits=Limits(self.search.wall_time_s, budget, spent, self._elapsed_before()),
             eval_slots=OrderedSlots(self.search.eval_slots), observer=self.observer,
-            dedupe=Dedupe(self.archive.records),
             baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()))
 
     def _elapsed_before(self) -> float:
@@ -114,12 +114,13 @@ class Search:
 
     # ---- generations ---------------------------------------------------------------------
     def _baselines(self, services: LoopServices) -> None:
-        baselines = self.domain.baselines()
+        baselines, shared = self.domain.baselines(), SharedEvaluations()
         self._run_slots(services, "initial", len(baselines),
-                        lambda index: self._baseline(services, index, baselines[index]))
+                        lambda index: self._baseline(services, index, baselines[index], shared))
 
     def _generation(self, services: LoopServices, generation: int) -> None:
         earlier = [r for r in self.archive.records if r.generation != generation]
+        dedupe, shared = Dedupe(earlier), SharedEvaluations()
         shown = select(earlier, self.search.archive_prompt_chars)
         prompt = self.domain.proposal_prompt(json.dumps([entry(r) for r in shown], indent=2))
         parents = [r.id for r in shown]
@@ -130,7 +131,7 @@ class Search:
                 state = CandidateState(generation=generation, index=index, parents=parents)
             if state.final is None:
                 services.checkpoint()
-            return CandidatePipeline(services, state, prompt).run()
+            return CandidatePipeline(services, state, prompt, dedupe, shared).run()
 
         self._run_slots(services, generation, self.search.candidates_per_generation, job)
 
@@ -160,21 +161,21 @@ class Search:
                     in_order = False
                     continue
                 if in_order:  # a later record waits in the journal until the earlier ones are in
-                    self._commit(record, services.dedupe)
+                    self._commit(record)
                     self._save_clock(services)
         if failure is not None:
             raise failure
 
-    def _commit(self, record: Record, dedupe: Dedupe) -> None:
+    def _commit(self, record: Record) -> None:
+        record = as_duplicate(record, [r for r in self.archive.records if r.generation == record.generation])
         self.archive.append(record)
         self.journal.remove(record.slot)
-        dedupe.add(record)
         log.info("candidate.archived", generation=record.generation, index=record.index, id=record.id,
                  name=record.name, status=record.status.value, fitness=record.fitness, error=record.error)
         self.observer.candidate_finished(record)
 
     # ---- baselines -----------------------------------------------------------------------
-    def _baseline(self, services: LoopServices, index: int, proposal: Proposal) -> Record:
+    def _baseline(self, services: LoopServices, index: int, proposal: Proposal, shared: SharedEvaluations) -> Record:
         """Evaluate (or reuse the cached evaluation of) one hand-written baseline."""
         state = self.journal.load(("initial", index))
         if state is not None and state.final is not None:
@@ -190,7 +191,7 @@ class Search:
             try:
                 clock("check")
                 static_checks(self.domain, proposal.code)
-                evaluation = evaluate(services, proposal, cid, clock, index)
+                evaluation = evaluate(services, proposal, cid, clock, index, shared)
                 services.baseline_cache.put(cid, evaluation)
             except CandidateFailure as exc:
                 failure = exc

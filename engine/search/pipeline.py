@@ -25,6 +25,7 @@ from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.journal import CandidateState, Journal, ProposalData
 from engine.search.observer import Observer
 from engine.search.proposal import PROPOSAL_SCHEMA, check_syntax, parse_proposal
+from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
@@ -51,7 +52,6 @@ class LoopServices:
     limits: Limits
     eval_slots: OrderedSlots
     observer: Observer
-    dedupe: Dedupe
     baseline_cache: BaselineCache
 
     def checkpoint(self, *, llm: bool = True) -> None:
@@ -104,10 +104,13 @@ class StageClock:
 class CandidatePipeline:
     """Runs one generated candidate to its final record (or raises Stopped)."""
 
-    def __init__(self, services: LoopServices, state: CandidateState, proposal_prompt: str):
+    def __init__(self, services: LoopServices, state: CandidateState, proposal_prompt: str, dedupe: Dedupe,
+                 shared: SharedEvaluations):
         self.s = services
         self.state = state
         self.proposal_prompt = proposal_prompt
+        self.dedupe = dedupe
+        self.shared = shared
         self.clock = StageClock(state.timings, lambda stage: services.observer.stage(state.slot, stage))
         self.log = log.bind(generation=state.generation, index=state.index)
 
@@ -187,7 +190,7 @@ class CandidatePipeline:
             static_checks(self.s.domain, proposal.code)
             self._dedupe(cid)  # type: ignore[arg-type]
             evaluation = evaluate(self.s, Proposal(**proposal.model_dump()), cid,  # type: ignore[arg-type]
-                                  self.clock, st.index)
+                                  self.clock, st.index, self.shared)
             attempt = Attempt(code_id=cid, name=proposal.name, status=Status.OK)
         except CandidateFailure as failure:
             self.log.info("candidate.attempt_failed", status=failure.status.value, reason=failure.reason)
@@ -206,7 +209,7 @@ class CandidatePipeline:
             if earlier.code_id == cid:
                 raise CandidateFailure(Status.INVALID, "duplicate: the code is identical (ignoring layout and "
                                        f"comments) to your attempt {number}, which failed: {earlier.error}")
-        reason = self.s.dedupe.claim(cid, self.state.slot)
+        reason = self.dedupe.check(cid)
         if reason:
             raise CandidateFailure(Status.INVALID, reason)
 
@@ -236,18 +239,24 @@ def static_checks(domain: Domain, code: str) -> None:
     domain.check(code)
 
 
-def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock, order: int) -> Evaluation:
+def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock, order: int,
+             shared: SharedEvaluations) -> Evaluation:
     """domain.evaluate in one of the run's evaluation slots (earliest candidate first, by
-    `order`), in a fresh candidate directory."""
-    clock("queue")
-    with s.eval_slots.hold(order):
-        s.checkpoint(llm=False)
-        candidate_dir = s.run.run_dir / "candidates" / cid
-        if candidate_dir.exists():  # left by an evaluation killed before it finished
-            shutil.rmtree(candidate_dir)
-        candidate_dir.mkdir(parents=True)
-        (candidate_dir / "code.py").write_text(proposal.code)
-        clock("evaluate")
-        ctx = CandidateContext(run=s.run, candidate_id=cid, candidate_dir=candidate_dir, stage=clock,
-                               log=log.bind(candidate=cid))
-        return s.domain.evaluate(proposal, ctx)
+    `order`), in a fresh candidate directory; code already being evaluated in this generation
+    is not evaluated twice (its outcome is shared)."""
+
+    def own() -> Evaluation:
+        clock("queue")
+        with s.eval_slots.hold(order):
+            s.checkpoint(llm=False)
+            candidate_dir = s.run.run_dir / "candidates" / cid
+            if candidate_dir.exists():  # left by an evaluation killed before it finished
+                shutil.rmtree(candidate_dir)
+            candidate_dir.mkdir(parents=True)
+            (candidate_dir / "code.py").write_text(proposal.code)
+            clock("evaluate")
+            ctx = CandidateContext(run=s.run, candidate_id=cid, candidate_dir=candidate_dir, stage=clock,
+                                   log=log.bind(candidate=cid))
+            return s.domain.evaluate(proposal, ctx)
+
+    return shared.run(cid, own, wait=lambda: clock("evaluate (shared)"))

@@ -139,3 +139,19 @@ def test_evaluation_slots_go_to_the_earliest_waiting_candidate() -> None:
     for thread in [holder, *waiters]:
         thread.join(5)
     assert order == [1, 2, 3]
+
+
+def test_same_code_in_one_generation_is_archived_once_whatever_the_timing(tmp_path: Path) -> None:
+    same = proposal("def f(x):\n    return x * x\n", name="Square")
+    results = []
+    for slots in (1, 2, 3):
+        runner = ToyRunner(tmp_path / f"slots{slots}")
+        with ScriptedLLM(default=same) as llm:
+            run = runner(llm, search={"candidates_per_generation": 3, "eval_slots": slots, "repair_rounds": 0})
+        generated = run.records[2:]
+        assert [r.status for r in generated] == [Status.OK, Status.INVALID, Status.INVALID]
+        assert all("candidate 0 of generation 1" in (r.error or "") for r in generated[1:])
+        assert all(r.fitness is None for r in generated[1:])
+        assert len([e for e in runner.evaluations() if e == f"start {generated[0].id}"]) == 1  # evaluated once
+        results.append([(r.slot, r.status, r.error) for r in run.records])
+    assert results[0] == results[1] == results[2]
