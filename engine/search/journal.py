@@ -46,7 +46,6 @@ class CandidateState(BaseModel):
     proposal: ProposalData | None = Field(None, description="the proposal the next attempt checks")
     last_proposal: ProposalData | None = Field(None, description="the newest proposal that had code")
     reply_error: str | None = Field(None, description="why the last reply gave no usable proposal")
-    raw_reply: str = ""
     attempts: list[Attempt] = Field(default_factory=list)
     repair_due: bool = Field(False, description="the last attempt failed: next step is a repair turn")
     usage: Usage = Field(default_factory=Usage)

@@ -71,8 +71,6 @@ class Search:
                 if self.stopper.reason is not None:
                     break
                 self._generation(services, generation)
-        except Stopped:
-            pass
         except Exception as exc:  # infrastructure: the run stops, its candidate stays in the journal
             log.exception("search.infrastructure_error", error=str(exc))
             self.stopper.request(StopReason.ERROR, f"{type(exc).__name__}: {exc}")

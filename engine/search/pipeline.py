@@ -157,7 +157,6 @@ class CandidatePipeline:
             self._unusable(stage, exc.reason)
         except CandidateFailure as exc:
             self._unusable(stage, exc.reason)
-        st.raw_reply = text[:MAX_ASSISTANT_CHARS]
         st.usage = st.usage + usage
         shown = text if len(text) <= MAX_ASSISTANT_CHARS else text[:MAX_ASSISTANT_CHARS] + "\n[... reply truncated]"
         st.messages.append({"role": "assistant", "content": shown})
