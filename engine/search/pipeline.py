@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from engine.llm.client import LLMReplyError
+from engine.llm.client import ChatReply, LLMCallError, LLMReplyError
 from engine.sandbox.gate import GateError, check_code
 from engine.search.archive import Attempt, Record, Usage
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
@@ -53,6 +53,7 @@ class LoopServices:
     eval_slots: OrderedSlots
     observer: Observer
     baseline_cache: BaselineCache
+    seeds: SeedSwitch = field(default_factory=lambda: SeedSwitch())
 
     def checkpoint(self, *, llm: bool = True) -> None:
         """Raise Stopped if a stop was requested or a budget is spent. Before work that makes no
@@ -66,6 +67,13 @@ class LoopServices:
         if reason is None or (not llm and reason is StopReason.LLM_BUDGET):
             return
         raise Stopped(reason.value)
+
+
+@dataclass
+class SeedSwitch:
+    """Whether requests carry a sampling seed; off for good once the server rejects one."""
+
+    enabled: bool = True
 
 
 def _usage(value: Any) -> Usage:
@@ -145,9 +153,8 @@ class CandidatePipeline:
         self.s.checkpoint()
         self.clock(stage)
         st = self.state
-        seed = request_seed(self.s.search.seed, int(st.generation), st.index, len(st.messages))
         try:
-            reply = self.s.client.chat_json(st.messages, schema=PROPOSAL_SCHEMA, seed=seed)
+            reply = self._chat()
             text, usage = reply.text, _usage(reply.usage)
             proposal = parse_proposal(reply.data, max_code_chars=self.s.search.max_code_chars)
             st.proposal, st.reply_error = ProposalData(**proposal.__dict__), None
@@ -166,6 +173,21 @@ class CandidatePipeline:
         self.clock.stop()
         self.s.journal.save(st)
         self.s.observer.spend(self.s.client.total)
+
+    def _chat(self) -> ChatReply:
+        """chat_json with the candidate's seed; a server that refuses `seed` (HTTP 400/422) is
+        asked again without it, and no later request sends one."""
+        st = self.state
+        if self.s.seeds.enabled:
+            seed = request_seed(self.s.search.seed, int(st.generation), st.index, len(st.messages))
+            try:
+                return self.s.client.chat_json(st.messages, schema=PROPOSAL_SCHEMA, seed=seed)
+            except LLMCallError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                self.s.seeds.enabled = False
+                self.log.warning("search.seed_rejected", status=exc.status, error=str(exc))
+        return self.s.client.chat_json(st.messages, schema=PROPOSAL_SCHEMA)
 
     def _unusable(self, stage: str, reason: str) -> None:
         """A reply without a usable proposal. A bad reflection keeps the proposal it reflected on."""

@@ -95,3 +95,18 @@ def test_runaway_thought_is_truncated_and_the_candidate_still_scores(toy: ToyRun
     record = run.records[-1]
     assert record.status is Status.OK
     assert len(record.thought) < 25_000 and record.thought.endswith("[... truncated]")
+
+
+def test_server_refusing_seed_is_asked_again_without_it(toy: ToyRunner) -> None:
+    def no_seeds(body: dict) -> str | Reply:
+        if "seed" in body:
+            return Reply(status=400, content="Unrecognized request argument supplied: seed")
+        return proposal(square(str(len(body["messages"]))), name="Unseeded")
+
+    with ScriptedLLM(default=no_seeds) as llm:
+        run = toy(llm, search={"generations": 2})
+        has_seed = ["seed" in r for r in llm.requests]
+    assert run.reason is StopReason.COMPLETED
+    assert [r.status for r in run.records[2:]] == [Status.OK, Status.OK]
+    first_unseeded = has_seed.index(False)
+    assert any(has_seed[:first_unseeded]) and not any(has_seed[first_unseeded:])  # never sent again
