@@ -150,3 +150,21 @@ def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path:
         assert code == 0, output
     _assert_complete(run_dir, generations=3)
     assert archived <= {r.id for r in load_records(run_dir)}  # ...and nothing archived was lost
+
+
+def test_search_honours_openai_base_url_and_model_flag(tmp_path: Path) -> None:
+    run_dir = tmp_path / f"toy-env-{uuid.uuid4().hex[:8]}"
+    with ScriptedLLM(default=_distinct) as llm:
+        env = {**os.environ, "EVOBOX_CACHE_DIR": str(tmp_path / "cache"), "OPENAI_BASE_URL": llm.base_url,
+               "OPENAI_API_KEY": "sk-test-not-a-secret"}
+        result = subprocess.run(
+            [sys.executable, "-c", "from engine.cli import app; app()", "search", DOMAIN, "--generations", "1",
+             "--model", "env-model", "--run-dir", str(run_dir), "--no-progress"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert {r["model"] for r in llm.requests} == {"env-model"}
+        assert all(h.get("authorization") == "Bearer sk-test-not-a-secret" for h in llm.headers)
+    assert f"report: {run_dir}/report.html" in result.stderr
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["search"]["generations"] == 1 and saved["llm"]["meta"]["model"] == "env-model"
+    assert "sk-test" not in (run_dir / "config.json").read_text() + (run_dir / "events.jsonl").read_text()
