@@ -1,0 +1,1 @@
+"""DiscoPOP: LLM-discovered preference-optimisation losses, trained with TRL in the sandbox."""

@@ -1,0 +1,62 @@
+"""Artifacts built once and shared by every candidate: the proxy task's reference (tokenizer,
+reference policy, ranked pairs) and, for the GPU settings, the converted preference data.
+
+Each is built in a task-image container into a temporary directory of the cache, then renamed
+into place under a key derived from its settings, so a crash never leaves a half artifact and
+a second run (or a second process, under the file lock) reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.runner import Mount, Sandbox
+
+
+class ArtifactError(Exception):
+    """A shared artifact could not be built (infrastructure or configuration, not a candidate)."""
+
+
+@dataclass(frozen=True)
+class ArtifactBuild:
+    kind: str  # e.g. "reference", "hf-data"
+    settings: dict
+    command: list[str]
+    mounts: tuple[Mount, ...] = ()
+
+
+def key_of(kind: str, settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps({"kind": kind, **settings}, sort_keys=True).encode()).hexdigest()
+    return f"{kind}-{digest[:16]}"
+
+
+def ensure(build: ArtifactBuild, root: Path, sandbox: Sandbox, image: str, limits: SandboxLimits) -> Path:
+    """The artifact's directory, building it first if missing."""
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / key_of(build.kind, build.settings)
+    with FileLock(str(target) + ".lock"):
+        if (target / "done.json").exists():
+            return target
+        work = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=root))
+        try:
+            result = sandbox.run(image, build.command, limits=limits, out_dir=work, mounts=build.mounts,
+                                 labels={"evobox.artifact": build.kind})
+            if not result.ok:
+                raise ArtifactError(f"building the {build.kind} artifact failed: {result.failure_reason()}")
+            (work / "done.json").write_text(json.dumps(build.settings, sort_keys=True))
+            work.chmod(0o755)
+            if target.exists():
+                shutil.rmtree(target)
+            work.rename(target)
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+    return target

@@ -1,0 +1,257 @@
+"""The DiscoPOP domain: candidates are preference-optimisation losses.
+
+One candidate = one candidate image (runtime + dpbox trainer + the loss) and two containers:
+1. the candidate container runs the validity tests, then trains one policy per (beta, seed)
+   with TRL's DPOTrainer and the loss, writing weights to /out;
+2. the evaluation container (task image: reward and samplers, no candidate code) samples from
+   each trained policy and reports reward and KL to the reference.
+The engine turns those raw numbers into the fitness (fitness.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.domains.discopop import baselines, fitness, layers, plots, prompts, static
+from engine.domains.discopop.artifacts import ArtifactBuild, ArtifactError, ensure
+from engine.domains.discopop.config import DiscoPopConfig, Setting
+from engine.domains.discopop.dpbox.job import run_key
+from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
+from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.sandbox.errors import OutFileError
+from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.runner import Mount, RunResult, read_out_file
+
+RESULT_MAX = 4 * 1024 * 1024
+POLICY_MOUNT, REWARD_MOUNT, DATA_MOUNT, REF_MOUNT = "/models/policy", "/models/reward", "/data", "/ref"
+
+
+class DiscoPopDomain(Domain):
+    name = "discopop"
+    config_model = DiscoPopConfig
+    function_hint = "loss"
+
+    def __init__(self, config: DiscoPopConfig):
+        super().__init__(config)
+        self.config: DiscoPopConfig = config
+        self.needs_gateway = config.setting is Setting.JUDGE  # the judge reaches the LLM through the gateway
+        self._runtime: str | None = None
+        self._task_image: str | None = None
+        self._inputs: Path | None = None  # mounted at /in of the candidate container
+        self._mounts: dict[str, Path] = {}  # host dirs of the GPU settings' models and data
+        self._base_limits = SandboxLimits()
+
+    # ---- prompts ---------------------------------------------------------------------------
+    def system_prompt(self) -> str:
+        return prompts.SYSTEM
+
+    def proposal_prompt(self, archive_text: str) -> str:
+        return prompts.proposal(self.config, archive_text)
+
+    def reflection_prompts(self) -> list[str]:
+        return [prompts.REFLECTION_1, prompts.REFLECTION_2]
+
+    def repair_prompt(self, error: str) -> str:
+        return prompts.repair(error)
+
+    # ---- candidates ------------------------------------------------------------------------
+    def baselines(self) -> list[Proposal]:
+        return baselines.baselines()
+
+    def check(self, code: str) -> None:
+        static.check_loss_code(code)
+
+    def prepare(self, run: RunContext) -> None:
+        """Images, then the shared artifact (proxy reference or converted preference data)."""
+        self._base_limits = run.limits
+        self._runtime = run.images.runtime(self.config.runtime_name)
+        self._task_image = run.images.layer(self._runtime, layers.task_files(), kind="discopop-task")
+        root = run.cache_dir / "discopop"
+        limits = self.config.train_limits.sandbox(run.limits)
+        if self.config.setting is Setting.PROXY:
+            spec = self.config.proxy_spec_json()
+            build = ArtifactBuild("reference", spec, ["python", "-m", "dpbox.reference", "/out", json.dumps(spec)])
+            self._inputs = ensure(build, root, run.sandbox, self._task_image, limits)
+            return
+        hf = self.config.hf
+        self._mounts["policy"] = resolve_source(hf.policy_model, root / "hub", "model")
+        data_source = resolve_source(hf.dataset, root / "hub", "dataset")
+        if self.config.setting is Setting.IMDB:
+            self._mounts["reward"] = resolve_source(hf.reward_model or "", root / "hub", "model")
+        settings = {"source": str(data_source), "split": hf.dataset_split, "eval_split": hf.eval_dataset_split,
+                    "eval_prompts": hf.eval_prompts, "max_pairs": self.config.training.max_pairs}
+        target = DATA_MOUNT + "/" + data_source.name if data_source.is_file() else DATA_MOUNT
+        request = {**settings, "source": target, "out_dir": "/out"}
+        build = ArtifactBuild("hf-data", settings, ["python", "-m", "dpbox.hf_data", json.dumps(request)],
+                              (Mount(data_source.parent if data_source.is_file() else data_source, DATA_MOUNT),))
+        self._inputs = ensure(build, root, run.sandbox, self._task_image, self.config.eval_limits.sandbox(run.limits))
+        if self.config.setting is Setting.JUDGE:
+            questions = Path(hf.judge_questions or "")
+            if not questions.is_file():
+                raise ArtifactError(f"hf.judge_questions {questions} is not a file")
+            self._mounts["questions"] = questions.resolve()
+
+    def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
+        if self._runtime is None or self._inputs is None or self._task_image is None:
+            raise RuntimeError("DiscoPopDomain.prepare must run before evaluate")
+        ctx.stage("build")
+        labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
+        image = ctx.run.images.layer(self._runtime, layers.candidate_files(proposal.code), kind="discopop-candidate", labels=labels)
+        ctx.stage("train")
+        train = self._train(image, ctx, labels)
+        ctx.stage("evaluate")
+        weights = self._collect_weights(ctx.candidate_dir / "train", ctx.candidate_dir / "weights")
+        scores = self._score(weights, ctx, labels)
+        try:
+            value, text, detail = fitness.summarise(scores, self.config.betas, self.config.seeds, self.config.kl_coef)
+        except fitness.MissingScores as error:
+            raise CandidateFailure(Status.FAILED, str(error)) from None
+        detail.update(setting=self.config.setting.value, training=train.get("runs", []),
+                      timings={**train.get("timings", {}), "threads": train.get("threads")})
+        return Evaluation(fitness=value, fitness_text=text, detail=detail)
+
+    # ---- containers ------------------------------------------------------------------------
+    def job_json(self, validate: bool = True) -> str:
+        """The candidate container's job (also used by tests and benchmarks)."""
+        training = self.config.training
+        proxy = self.config.setting is Setting.PROXY
+        job = {
+            "train": {
+                "betas": self.config.betas, "seeds": self.config.seeds, "learning_rate": training.learning_rate,
+                "batch_size": training.batch_size, "epochs": training.epochs, "max_pairs": training.max_pairs,
+                "warmup_ratio": training.warmup_ratio, "lr_scheduler": training.lr_scheduler.value,
+                "bf16": training.bf16, "gradient_checkpointing": training.gradient_checkpointing,
+                "max_length": training.max_length, "grad_accum": training.grad_accum,
+                "use_cpu": self.config.train_limits.gpus == 0, "save_weights": True,
+            },
+            "model": {"kind": "proxy" if proxy else "hf", "path": "/in" if proxy else POLICY_MOUNT,
+                      "pairs_path": "/in/pairs.jsonl"},
+            "validate": validate,
+            "validity_betas": self.config.betas,
+        }
+        return json.dumps(job, sort_keys=True)
+
+    def _model_mounts(self, *names: str) -> list[Mount]:
+        targets = {"policy": POLICY_MOUNT, "reward": REWARD_MOUNT, "questions": "/questions.jsonl"}
+        return [Mount(self._mounts[name], targets[name]) for name in names if name in self._mounts]
+
+    def _train(self, image: str, ctx: CandidateContext, labels: Mapping[str, str], validate: bool = True) -> dict[str, Any]:
+        out = ctx.candidate_dir / "train"
+        limits = self.config.train_limits.sandbox(self._base_limits)
+        result = ctx.run.sandbox.run(image, ["python", "-m", "dpbox.run_candidate", self.job_json(validate)],
+                                     limits=limits, out_dir=out, in_dir=self._inputs, mounts=self._model_mounts("policy"),
+                                     labels=labels)
+        _save_logs(ctx.candidate_dir, "train", result)
+        report = _read_json(out, "result.json")
+        if report is None or report.get("status") == "running":
+            raise _run_failure(result, "training", report)
+        status = report.get("status")
+        if status == "invalid":
+            raise CandidateFailure(Status.FAILED, report["reason"], {"validity": report.get("validity")})
+        if status == "failed":
+            raise CandidateFailure(Status.FAILED, report["reason"], {"training": report.get("runs")})
+        if status != "ok" or not result.ok:
+            raise _run_failure(result, "training", report)
+        return report
+
+    def _collect_weights(self, train_out: Path, target: Path) -> Path:
+        """Copy only the expected weight files out of the candidate's /out (no links followed),
+        so the evaluator's read-only /in holds nothing else the candidate wrote."""
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        limit = self.config.train_limits.out_max
+        for beta in self.config.betas:
+            for seed in self.config.seeds:
+                key = run_key(beta, seed)
+                names = ([f"{key}.safetensors"] if self.config.setting is Setting.PROXY else
+                         [f"{key}/{p.name}" for p in sorted((train_out / "weights" / key).glob("*"))
+                          if p.is_file() and not p.is_symlink()])
+                for name in names:
+                    try:
+                        data = read_out_file(train_out / "weights", name, limit)
+                    except OutFileError as error:
+                        raise CandidateFailure(Status.FAILED, f"trained weights unreadable: {error}") from None
+                    (target / name).parent.mkdir(parents=True, exist_ok=True)
+                    (target / name).write_bytes(data)
+        target.chmod(0o755)
+        return target
+
+    def eval_request(self, keys: list[str]) -> dict[str, Any]:
+        hf = self.config.hf
+        if self.config.setting is Setting.PROXY:
+            return {"kind": "proxy", "reference_dir": REF_MOUNT, "weights_dir": "/in", "keys": keys,
+                    "proxy": self.config.proxy_spec_json(), "out_dir": "/out"}
+        return {"kind": "hf", "setting": self.config.setting.value, "reference_dir": POLICY_MOUNT, "weights_dir": "/in",
+                "keys": keys, "prompts": "/questions.jsonl" if self.config.setting is Setting.JUDGE else REF_MOUNT + "/eval_prompts.jsonl",
+                "reward_dir": REWARD_MOUNT, "reward_label": hf.reward_label, "max_new_tokens": hf.max_new_tokens,
+                "batch_size": hf.eval_batch_size, "seed": hf.eval_seed, "bf16": self.config.training.bf16,
+                "out_dir": "/out"}
+
+    def _score(self, weights: Path, ctx: CandidateContext, labels: Mapping[str, str]) -> dict[str, Any]:
+        keys = [run_key(beta, seed) for beta in self.config.betas for seed in self.config.seeds]
+        out = ctx.candidate_dir / "eval"
+        mounts = [Mount(self._inputs, REF_MOUNT), *self._model_mounts("policy", "reward", "questions")]
+        env: dict[str, str] = {}
+        grant = None
+        if self.config.setting is Setting.JUDGE:
+            gateway = ctx.run.gateway
+            if gateway is None:
+                raise RuntimeError("the judge setting needs the run's LLM gateway")
+            grant = gateway.grant(f"{ctx.candidate_id}-judge", transcript=ctx.candidate_dir / "judge.jsonl",
+                                  max_calls=self.config.hf.judge_max_calls, max_tokens=self.config.hf.judge_max_tokens)
+            mounts.append(grant.mount)
+            env.update(grant.env)
+        try:
+            result = ctx.run.sandbox.run(self._task_image, ["python", "-m", "dpbox.evaluate", json.dumps(self.eval_request(keys))],
+                                         limits=self.config.eval_limits.sandbox(self._base_limits), out_dir=out,
+                                         in_dir=weights, mounts=mounts, env=env, labels={**labels, "evobox.stage": "eval"})
+        finally:
+            if grant is not None:
+                ctx.run.gateway.revoke(grant.token)
+        _save_logs(ctx.candidate_dir, "eval", result)
+        report = _read_json(out, "eval.json")
+        if report is None or not result.ok:
+            # The evaluator holds no candidate code: its failure is the environment's, except
+            # for resource limits hit by a policy the candidate trained.
+            raise RuntimeError(f"evaluation container failed: {result.failure_reason() or 'no eval.json'}")
+        return report["scores"]
+
+    def report_extras(self, archive: list[Mapping[str, Any]], out_dir: Path) -> list[Path]:
+        return plots.render(archive, out_dir)
+
+
+def resolve_source(value: str, cache: Path, repo_type: str) -> Path:
+    """A local path as is; otherwise a hub id downloaded on the host (containers have no network)."""
+    path = Path(value).expanduser()
+    if path.exists():
+        return path.resolve()
+    try:
+        from huggingface_hub import snapshot_download  # noqa: PLC0415 - only the GPU settings need it
+    except ImportError:
+        raise ArtifactError(f"{value!r} is not a local path, and huggingface_hub is not installed to fetch it") from None
+    return Path(snapshot_download(value, repo_type=repo_type, cache_dir=str(cache)))
+
+
+def _read_json(out_dir: Path, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(read_out_file(out_dir, name, RESULT_MAX))
+    except (OutFileError, ValueError):
+        return None
+
+
+def _save_logs(candidate_dir: Path, stage: str, result: RunResult) -> None:
+    (candidate_dir / f"{stage}.stdout.log").write_text(result.stdout_tail)
+    (candidate_dir / f"{stage}.stderr.log").write_text(result.stderr_tail)
+
+
+def _run_failure(result: RunResult, stage: str, report: dict[str, Any] | None) -> CandidateFailure:
+    if result.timed_out:
+        return CandidateFailure(Status.TIMEOUT, f"{stage} {result.failure_reason()}", {"partial": report})
+    if result.oom_killed:
+        return CandidateFailure(Status.OOM, f"{stage} {result.failure_reason()}", {"partial": report})
+    return CandidateFailure(Status.FAILED, f"{stage} crashed: {result.failure_reason() or 'no result written'}", {"partial": report})
