@@ -96,13 +96,18 @@ class DiscoPopDomain(Domain):
             self._mounts["questions"] = questions.resolve()
 
     def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
+        return self.evaluate_code(proposal.code, ctx)
+
+    def evaluate_code(self, code: str, ctx: CandidateContext, *, validate: bool = True) -> Evaluation:
+        """`validate=False` skips the validity tests: only for sanity checks that must train
+        deliberately broken losses (a zero or sign-flipped loss) to show they score low."""
         if self._runtime is None or self._inputs is None or self._task_image is None:
             raise RuntimeError("DiscoPopDomain.prepare must run before evaluate")
         ctx.stage("build")
         labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
-        image = ctx.run.images.layer(self._runtime, layers.candidate_files(proposal.code), kind="discopop-candidate", labels=labels)
+        image = ctx.run.images.layer(self._runtime, layers.candidate_files(code), kind="discopop-candidate", labels=labels)
         ctx.stage("train")
-        train = self._train(image, ctx, labels)
+        train = self._train(image, ctx, labels, validate)
         ctx.stage("evaluate")
         weights = self._collect_weights(ctx.candidate_dir / "train", ctx.candidate_dir / "weights")
         scores = self._score(weights, ctx, labels)
