@@ -119,3 +119,16 @@ def test_the_proposal_prompt_carries_the_archive_and_the_sweep():
     text = prompts.proposal(DiscoPopConfig(betas=[0.1, 0.5]), '[{"name": "DPO", "fitness": "0.5"}]')
     assert '"name": "DPO"' in text and "[0.1, 0.5]" in text and "def dpo_sigmoid_loss" in text
     assert "nan at step 3" in prompts.repair("nan at step 3")
+
+
+@pytest.mark.parametrize("name", ["local", "imdb", "zephyr"])
+def test_shipped_configs_validate(name):
+    import tomllib
+    from pathlib import Path
+
+    from engine.config import build_config
+
+    path = Path(__file__).resolve().parents[2] / "engine" / "domains" / "discopop" / "configs" / f"{name}.toml"
+    config = build_config(tomllib.loads(path.read_text()))
+    domain = config.domain_config(DiscoPopConfig)
+    assert domain.runtime_name == ("discopop" if name == "local" else "discopop-cuda")

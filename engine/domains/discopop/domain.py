@@ -101,13 +101,8 @@ class DiscoPopDomain(Domain):
     def evaluate_code(self, code: str, ctx: CandidateContext, *, validate: bool = True) -> Evaluation:
         """`validate=False` skips the validity tests: only for sanity checks that must train
         deliberately broken losses (a zero or sign-flipped loss) to show they score low."""
-        if self._runtime is None or self._inputs is None or self._task_image is None:
-            raise RuntimeError("DiscoPopDomain.prepare must run before evaluate")
-        ctx.stage("build")
         labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
-        image = ctx.run.images.layer(self._runtime, layers.candidate_files(code), kind="discopop-candidate", labels=labels)
-        ctx.stage("train")
-        train = self._train(image, ctx, labels, validate)
+        train = self.train_code(code, ctx, validate=validate)
         ctx.stage("evaluate")
         weights = self._collect_weights(ctx.candidate_dir / "train", ctx.candidate_dir / "weights")
         scores = self._score(weights, ctx, labels)
@@ -120,6 +115,23 @@ class DiscoPopDomain(Domain):
         return Evaluation(fitness=value, fitness_text=text, detail=detail)
 
     # ---- containers ------------------------------------------------------------------------
+    @property
+    def inputs_dir(self) -> Path:
+        """The shared artifact mounted at /in of candidate containers (after `prepare`)."""
+        if self._runtime is None or self._inputs is None or self._task_image is None:
+            raise RuntimeError("DiscoPopDomain.prepare must run before candidates are evaluated")
+        return self._inputs
+
+    def train_code(self, code: str, ctx: CandidateContext, *, validate: bool = True) -> dict[str, Any]:
+        """Build the candidate image and run its container (validity tests, then training);
+        returns the container's report or raises CandidateFailure."""
+        self.inputs_dir  # noqa: B018 - raises when prepare has not run
+        ctx.stage("build")
+        labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
+        image = ctx.run.images.layer(self._runtime, layers.candidate_files(code), kind="discopop-candidate", labels=labels)
+        ctx.stage("train")
+        return self._train(image, ctx, labels, validate)
+
     def job_json(self, validate: bool = True) -> str:
         """The candidate container's job (also used by tests and benchmarks)."""
         training = self.config.training

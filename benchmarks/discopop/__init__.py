@@ -1,0 +1,1 @@
+"""DiscoPOP benchmarks: engine performance figures for the loss-discovery domain (printed)."""
