@@ -132,3 +132,11 @@ def test_shipped_configs_validate(name):
     config = build_config(tomllib.loads(path.read_text()))
     domain = config.domain_config(DiscoPopConfig)
     assert domain.runtime_name == ("discopop" if name == "local" else "discopop-cuda")
+
+
+def test_baseline_cache_key_ignores_limits_but_not_the_setting():
+    from engine.domains.discopop.domain import DiscoPopDomain
+
+    base = DiscoPopDomain(DiscoPopConfig()).evaluation_key()
+    assert DiscoPopDomain(DiscoPopConfig(train_limits=Limits(timeout_s=5000))).evaluation_key() == base
+    assert DiscoPopDomain(DiscoPopConfig(kl_coef=0.1)).evaluation_key() != base

@@ -65,6 +65,11 @@ class DiscoPopDomain(Domain):
     def check(self, code: str) -> None:
         static.check_loss_code(code)
 
+    def evaluation_key(self) -> str:
+        """What the score depends on; container limits are left out so that raising a timeout
+        keeps the cached baseline scores."""
+        return self.config.model_dump_json(exclude={"train_limits", "eval_limits"})
+
     def prepare(self, run: RunContext) -> None:
         """Images, then the shared artifact (proxy reference or converted preference data)."""
         self._base_limits = run.limits

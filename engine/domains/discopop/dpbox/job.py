@@ -19,7 +19,7 @@ class TrainSpec:
     seeds: list[int]
     learning_rate: float = 1e-3
     batch_size: int = 32
-    epochs: int = 1
+    epochs: float = 1
     max_pairs: int | None = None
     warmup_ratio: float = 0.0
     lr_scheduler: str = "linear"
