@@ -110,6 +110,7 @@ class DiscoPopDomain(Domain):
         train = self.train_code(code, ctx, validate=validate)
         ctx.stage("evaluate")
         weights = self._collect_weights(ctx.candidate_dir / "train", ctx.candidate_dir / "weights")
+        shutil.rmtree(ctx.candidate_dir / "train" / "weights", ignore_errors=True)  # copied: keep one
         scores = self._score(weights, ctx, labels)
         try:
             value, text, detail = fitness.summarise(scores, self.config.betas, self.config.seeds, self.config.kl_coef)
