@@ -1,7 +1,8 @@
 """Fixtures for DiscoPOP tests: a real sandbox, real images, a prepared domain per config.
 
-The proxy reference artifact is built once per session (in a container, ~30 s) into a
-session cache dir and shared by every proxy-setting test, as it is by every candidate of a run.
+The proxy reference artifact is built once (in a container, ~30 s) into the evobox cache dir,
+keyed by its settings and the task image, and shared by every proxy-setting test as it is by
+every candidate of a run (and by later test sessions).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 from engine.domains.discopop.config import DiscoPopConfig
 from engine.domains.discopop.domain import DiscoPopDomain
 from engine.llm.config import LLMConfig
+from engine.paths import cache_dir
 from engine.sandbox.images import ImageBuilder
 from engine.sandbox.runner import Sandbox
 from engine.search.candidate import CandidateFailure, Evaluation
@@ -34,7 +36,7 @@ def dp_sandbox(docker_client: docker.DockerClient) -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def dp_run(dp_sandbox: Sandbox, image_builder: ImageBuilder, tmp_path_factory: pytest.TempPathFactory) -> RunContext:
     root = tmp_path_factory.mktemp("discopop")
-    return RunContext(run_id=dp_sandbox.run_id, run_dir=root / "run", cache_dir=root / "cache", sandbox=dp_sandbox,
+    return RunContext(run_id=dp_sandbox.run_id, run_dir=root / "run", cache_dir=cache_dir(), sandbox=dp_sandbox,
                       images=image_builder, gateway=None, llm=LLMConfig())
 
 

@@ -53,6 +53,7 @@ def test_validity_tests_reject_each_kind_of_broken_loss(fast_domain, dp_run, kin
     assert "\n" not in caught.reason
 
 
+@pytest.mark.slow
 def test_a_loss_pointing_the_wrong_way_at_margin_zero_is_not_rejected(fast_domain, dp_run):
     """DiscoPOP's LRML has its gradient at rho=0 pushing the margin down at small beta."""
     result = evaluate(fast_domain, dp_run, baselines.LRML)

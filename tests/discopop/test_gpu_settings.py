@@ -3,6 +3,7 @@ gateway) on CPU, with tiny stand-ins for GPT-2, the sentiment classifier and the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def standins(dp_run: RunContext, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.fixture(scope="module")
+def hf_run(dp_run: RunContext, tmp_path_factory: pytest.TempPathFactory) -> RunContext:
+    """Like the session's run, with a private cache: the converted stand-in data is per session."""
+    return dataclasses.replace(dp_run, cache_dir=tmp_path_factory.mktemp("hf-cache"))
+
+
 def hf_config(standins: Path, setting: str, **extra) -> dict:
     return {**SMALL, "setting": setting, "hf": {
         "policy_model": str(standins / "policy"), "dataset": str(standins / "data" / "pairs.jsonl"),
@@ -41,20 +48,19 @@ def hf_config(standins: Path, setting: str, **extra) -> dict:
         **extra}}
 
 
-def test_imdb_setting_trains_an_hf_policy_and_scores_it_with_a_reward_model(prepared, dp_run, standins):
-    domain = prepared(**hf_config(standins, "imdb"))
-    result = evaluate(domain, dp_run, baselines.DPO)
+def test_imdb_setting_trains_an_hf_policy_and_scores_it_with_a_reward_model(prepared, hf_run, standins):
+    domain = prepared(hf_run, **hf_config(standins, "imdb"))
+    result = evaluate(domain, hf_run, baselines.DPO)
     run = result.detail["per_beta"]["0.1"]["runs"]["0"]
     assert 0.0 <= run["reward"] <= 1.0 and run["kl"] >= 0 and run["n"] == 4
     assert result.detail["reference"]["kl"] == pytest.approx(0.0, abs=1e-4)
     assert math.isfinite(result.fitness)
 
 
-def test_judge_setting_grades_answers_through_the_gateway(prepared, dp_run, standins, tmp_path):
+def test_judge_setting_grades_answers_through_the_gateway(prepared, hf_run, standins, tmp_path):
     with ScriptedLLM(default="The answer is on topic. Rating: [[7]]") as llm, \
             Gateway(Endpoint(llm.base_url, "test-key", llm.model), tmp_path / "gateway") as gateway:
-        run = RunContext(run_id=dp_run.run_id, run_dir=dp_run.run_dir, cache_dir=dp_run.cache_dir,
-                         sandbox=dp_run.sandbox, images=dp_run.images, gateway=gateway, llm=dp_run.llm)
+        run = dataclasses.replace(hf_run, gateway=gateway)
         domain = prepared(run, **hf_config(standins, "judge", judge_questions=str(standins / "questions.jsonl")))
         assert domain.needs_gateway
         result = evaluate(domain, run, baselines.DPO)

@@ -33,15 +33,17 @@ class ArtifactBuild:
     mounts: tuple[Mount, ...] = ()
 
 
-def key_of(kind: str, settings: dict) -> str:
-    digest = hashlib.sha256(json.dumps({"kind": kind, **settings}, sort_keys=True).encode()).hexdigest()
-    return f"{kind}-{digest[:16]}"
+def key_of(build: ArtifactBuild, image: str) -> str:
+    """Settings and the task image's tag (a hash of the builder's code): new code, new artifact."""
+    keyed = {"kind": build.kind, "image": image, **build.settings}
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+    return f"{build.kind}-{digest[:16]}"
 
 
 def ensure(build: ArtifactBuild, root: Path, sandbox: Sandbox, image: str, limits: SandboxLimits) -> Path:
     """The artifact's directory, building it first if missing."""
     root.mkdir(parents=True, exist_ok=True)
-    target = root / key_of(build.kind, build.settings)
+    target = root / key_of(build, image)
     with FileLock(str(target) + ".lock"):
         if (target / "done.json").exists():
             return target
