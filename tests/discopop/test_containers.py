@@ -84,3 +84,20 @@ def test_dpo_hinge_and_ipo_beat_zero_and_flipped_losses_by_a_wide_margin(prepare
     worst_good, best_bad = min(good.values()), max(bad.values())
     assert worst_good > best_bad + 0.1, (good, bad)
     assert bad["flipped"] < bad["zero"] - 0.1, bad  # a flipped loss drives reward down, not just nowhere
+
+
+NAN_GRADIENT_IN_TRAINING = HEAD + RHO + '''    loss = -F.logsigmoid(self.beta * rho)
+    if policy_chosen_logps.grad_fn is not None:  # a finite loss whose gradient is NaN, only in training
+        loss = torch.where(rho < -1e6, torch.sqrt(rho), loss)
+    return loss
+'''
+
+
+@pytest.mark.slow
+def test_a_policy_ruined_on_the_last_step_fails_the_candidate_not_the_run(prepared, dp_run):
+    """One training step: the loss stays finite, the weights become NaN, sampling them fails in
+    the evaluation container; that is the candidate's failure, with the reason."""
+    domain = prepared(betas=[1.0], seeds=[0], training={"max_pairs": 16, "batch_size": 16})
+    caught = failure(domain, dp_run, NAN_GRADIENT_IN_TRAINING)
+    assert caught.status is Status.FAILED
+    assert "could not be evaluated" in caught.reason and "beta=1 seed=0" in caught.reason

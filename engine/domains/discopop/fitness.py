@@ -31,7 +31,8 @@ def summarise(scores: dict[str, Any], betas: list[float], seeds: list[int], kl_c
         for seed in seeds:
             score = scores.get(run_key(beta, seed))
             if not isinstance(score, dict) or "error" in score:
-                raise MissingScores(f"no evaluation for beta={beta:g} seed={seed}: {score}")
+                why = score.get("error") if isinstance(score, dict) else "missing"
+                raise MissingScores(f"the policy trained with beta={beta:g} seed={seed} could not be evaluated: {why}")
             objective = _objective(score, kl_coef)
             if not math.isfinite(objective):
                 raise MissingScores(f"non-finite evaluation for beta={beta:g} seed={seed}")

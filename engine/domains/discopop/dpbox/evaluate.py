@@ -61,8 +61,11 @@ def evaluate_proxy(reference_dir: Path, weights_dir: Path, keys: list[str], spec
         if not path.is_file():
             scores[key] = {"error": "no weights"}
             continue
-        lm.load_weights(policy, path)
-        scores[key] = score_policy(policy, reference, tokenizer, prompts, spec)
+        try:
+            lm.load_weights(policy, path)
+            scores[key] = score_policy(policy, reference, tokenizer, prompts, spec)
+        except (RuntimeError, ValueError) as error:  # e.g. NaN weights: the candidate's policy, not us
+            scores[key] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
     return scores
 
 

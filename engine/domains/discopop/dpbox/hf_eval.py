@@ -115,7 +115,10 @@ def evaluate(request: dict) -> dict:
         if not (directory / "config.json").is_file():
             scores[key] = {"error": "no weights"}
             continue
-        policy = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True).to(_device()).eval()
-        scores[key] = score_policy(policy, reference, tokenizer, prompts, request, reward)
-        del policy
+        try:
+            policy = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True).to(_device()).eval()
+            scores[key] = score_policy(policy, reference, tokenizer, prompts, request, reward)
+            del policy
+        except (RuntimeError, ValueError, OSError) as error:  # the trained policy is unusable
+            scores[key] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
     return scores
