@@ -61,7 +61,8 @@ def load_mgsm(source: str, languages: Sequence[str]) -> list[tuple[str, str, flo
                 rows = [(row[0], row[1]) for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
         else:
             rows = [(row["question"], row["answer_number"]) for row in hub_rows(source, name=lang, split="test")]
-        items += [(f"mgsm-{lang}-{i}", question, float(str(answer).replace(",", ""))) for i, (question, answer) in enumerate(rows)]
+        items += [(f"mgsm-{lang}-{i}", question, float(str(answer).replace(",", "")))
+                  for i, (question, answer) in enumerate(rows)]
     return items
 
 
