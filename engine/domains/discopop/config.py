@@ -127,7 +127,8 @@ class DiscoPopConfig(BaseModel):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     hf: HFConfig = Field(default_factory=HFConfig)
-    train_limits: Limits = Field(default_factory=Limits)
+    train_limits: Limits = Field(default_factory=lambda: Limits(timeout_s=300),
+                                 description="Candidate container; 300 s is ~5x a proxy candidate under load.")
     eval_limits: Limits = Field(default_factory=lambda: Limits(timeout_s=600, memory=parse_size("2g")))
     runtime: str | None = Field(None, description="Runtime image recipe; default discopop, or discopop-cuda when GPUs are leased.")
 
