@@ -47,10 +47,9 @@ def _per_candidate(scored: list[Mapping[str, Any]], path: Path) -> Path:
         line, = axes.plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=str(record.get("name", "?"))[:40])
         for beta, kl, reward in pts:
             axes.annotate(f"{beta:g}", (kl, reward), textcoords="offset points", xytext=(3, 3), fontsize=7, color=line.get_color())
-    reference = next(((r.get("fitness_detail") or {}).get("reference") for r in scored
-                      if (r.get("fitness_detail") or {}).get("reference")), None)
-    if reference and "reward" in reference:
-        axes.axhline(reference["reward"], color="grey", linestyle=":", label="reference policy")
+    reference = _reference(scored)
+    if reference is not None:
+        axes.axhline(reference, color="grey", linestyle=":", label="reference policy")
     axes.set_xlabel("KL(policy || reference), nats per completion (median over seeds)")
     axes.set_ylabel("mean reward (median over seeds)")
     axes.set_title("Reward vs KL per candidate; points labelled by beta")
@@ -70,6 +69,9 @@ def _frontier(scored: list[Mapping[str, Any]], path: Path) -> Path:
     for kl, reward in edge:
         name = next(n for k, r, n in everything if k == kl and r == reward)
         axes.annotate(name[:28], (kl, reward), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    reference = _reference(scored)
+    if reference is not None:
+        axes.scatter([0.0], [reference], marker="*", s=120, color="black", label="reference policy")
     axes.set_xlabel("KL(policy || reference)")
     axes.set_ylabel("mean reward")
     axes.set_title("Archive frontier: best reward reachable at each KL")
@@ -78,3 +80,12 @@ def _frontier(scored: list[Mapping[str, Any]], path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _reference(scored: list[Mapping[str, Any]]) -> float | None:
+    """The reference policy's reward (KL 0), when the evaluator reported it."""
+    for record in scored:
+        reference = (record.get("fitness_detail") or {}).get("reference") or {}
+        if "reward" in reference:
+            return float(reference["reward"])
+    return None
