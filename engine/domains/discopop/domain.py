@@ -75,30 +75,36 @@ class DiscoPopDomain(Domain):
         self._base_limits = run.limits
         self._runtime = run.images.runtime(self.config.runtime_name)
         self._task_image = run.images.layer(self._runtime, layers.task_files(), kind="discopop-task")
-        root = run.cache_dir / "discopop"
-        limits = self.config.train_limits.sandbox(run.limits)
         if self.config.setting is Setting.PROXY:
-            spec = self.config.proxy_spec_json()
-            build = ArtifactBuild("reference", spec, ["python", "-m", "dpbox.reference", "/out", json.dumps(spec)])
-            self._inputs = ensure(build, root, run.sandbox, self._task_image, limits)
-            return
-        hf = self.config.hf
+            self._inputs = self._prepare_proxy(run)
+        else:
+            self._inputs = self._prepare_hf(run)
+
+    def _prepare_proxy(self, run: RunContext) -> Path:
+        spec = self.config.proxy_spec_json()
+        build = ArtifactBuild("reference", spec, ["python", "-m", "dpbox.reference", "/out", json.dumps(spec)])
+        return ensure(build, run.cache_dir / "discopop", run.sandbox, self._task_image,
+                      self.config.train_limits.sandbox(run.limits))
+
+    def _prepare_hf(self, run: RunContext) -> Path:
+        """Resolve models and data to host paths (mounted read-only later); convert the pairs."""
+        hf, root = self.config.hf, run.cache_dir / "discopop"
         self._mounts["policy"] = resolve_source(hf.policy_model, root / "hub", "model")
-        data_source = resolve_source(hf.dataset, root / "hub", "dataset")
         if self.config.setting is Setting.IMDB:
             self._mounts["reward"] = resolve_source(hf.reward_model or "", root / "hub", "model")
-        settings = {"source": str(data_source), "split": hf.dataset_split, "eval_split": hf.eval_dataset_split,
-                    "eval_prompts": hf.eval_prompts, "max_pairs": self.config.training.max_pairs}
-        target = DATA_MOUNT + "/" + data_source.name if data_source.is_file() else DATA_MOUNT
-        request = {**settings, "source": target, "out_dir": "/out"}
-        build = ArtifactBuild("hf-data", settings, ["python", "-m", "dpbox.hf_data", json.dumps(request)],
-                              (Mount(data_source.parent if data_source.is_file() else data_source, DATA_MOUNT),))
-        self._inputs = ensure(build, root, run.sandbox, self._task_image, self.config.eval_limits.sandbox(run.limits))
         if self.config.setting is Setting.JUDGE:
             questions = Path(hf.judge_questions or "")
             if not questions.is_file():
                 raise ArtifactError(f"hf.judge_questions {questions} is not a file")
             self._mounts["questions"] = questions.resolve()
+        source = resolve_source(hf.dataset, root / "hub", "dataset")
+        settings = {"source": str(source), "split": hf.dataset_split, "eval_split": hf.eval_dataset_split,
+                    "eval_prompts": hf.eval_prompts, "max_pairs": self.config.training.max_pairs}
+        request = {**settings, "source": f"{DATA_MOUNT}/{source.name}" if source.is_file() else DATA_MOUNT,
+                   "out_dir": "/out"}
+        mount = Mount(source.parent if source.is_file() else source, DATA_MOUNT)
+        build = ArtifactBuild("hf-data", settings, ["python", "-m", "dpbox.hf_data", json.dumps(request)], (mount,))
+        return ensure(build, root, run.sandbox, self._task_image, self.config.eval_limits.sandbox(run.limits))
 
     def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
         return self.evaluate_code(proposal.code, ctx)
