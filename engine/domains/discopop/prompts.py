@@ -61,7 +61,10 @@ near -3000), and a lower loss for a large positive margin than for a large negat
 {archive}
 
 Propose a loss that should beat the archive: study what worked, think about the shape of the loss as a
-function of rho, and try something meaningfully new rather than a renamed copy. Reply with the JSON object:
+function of rho, and try something meaningfully new rather than a renamed copy or a wrapper around
+DPO. Directions worth trying: blend two losses with a weight that depends on rho; a target margin
+or a margin that adapts to the batch; bounded or smoothly clipped losses; weighting pairs by how
+sure the reference already is; treating chosen and rejected log-ratios separately. Reply with the JSON object:
 "thought" (your reasoning), "name" (a short name), "code" (the Python function)."""
 
 REFLECTION_1 = """Review your proposal before it is run:
