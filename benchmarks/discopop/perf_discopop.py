@@ -87,7 +87,7 @@ def host_train_seconds(domain: DiscoPopDomain, python: str) -> tuple[float, floa
         out.mkdir()
         started = time.perf_counter()
         line = subprocess.run([python, str(HOST_TRAIN), str(domain.inputs_dir), domain.job_json(validate=False), str(candidate), str(out)],
-                              check=True, capture_output=True, text=True, env={"EVOBOX_THREADS": "1", "PATH": "/usr/bin:/bin"}).stdout
+                              check=True, capture_output=True, text=True, env={"EVOBOX_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir()}).stdout
         wall = time.perf_counter() - started
     figures = json.loads(line.strip().splitlines()[-1])
     return figures["train_s"], wall
