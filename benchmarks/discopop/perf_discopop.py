@@ -38,6 +38,8 @@ LOSSES = {"DPO": baselines.DPO, "SLiC hinge": baselines.HINGE, "IPO": baselines.
           "LRML (DiscoPOP)": baselines.LRML, "zero": baselines.ZERO, "flipped DPO": baselines.FLIPPED_DPO}
 UNVALIDATED = {"zero", "flipped DPO"}
 HOST_TRAIN = Path(__file__).with_name("host_train.py")
+# The same thread settings as the runtime image (OMP_NUM_THREADS=1) and the container (1 CPU).
+HOST_ENV = {"EVOBOX_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir()}
 
 
 def context(run: RunContext, name: str) -> CandidateContext:
@@ -86,8 +88,8 @@ def host_train_seconds(domain: DiscoPopDomain, python: str) -> tuple[float, floa
         out = Path(scratch) / "out"
         out.mkdir()
         started = time.perf_counter()
-        line = subprocess.run([python, str(HOST_TRAIN), str(domain.inputs_dir), domain.job_json(validate=False), str(candidate), str(out)],
-                              check=True, capture_output=True, text=True, env={"EVOBOX_THREADS": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir()}).stdout
+        command = [python, str(HOST_TRAIN), str(domain.inputs_dir), domain.job_json(validate=False), str(candidate), str(out)]
+        line = subprocess.run(command, check=True, capture_output=True, text=True, env=HOST_ENV).stdout
         wall = time.perf_counter() - started
     figures = json.loads(line.strip().splitlines()[-1])
     return figures["train_s"], wall
