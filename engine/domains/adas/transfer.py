@@ -86,7 +86,7 @@ def evaluate_command(
     from rich.console import Console  # noqa: PLC0415
 
     from engine import logging as evobox_logging  # noqa: PLC0415
-    from engine.search.cli import _execute  # noqa: PLC0415  (logging, progress, Ctrl-C, report line)
+    from engine.search.cli import execute_run  # noqa: PLC0415  (logging, progress, Ctrl-C, report line)
 
     console = Console(stderr=True)
     evobox_logging.configure(console, level=log_level)
@@ -97,7 +97,7 @@ def evaluate_command(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     target = transfer_dir(run_dir, benchmark, split, model)
-    _execute(console, target, no_progress, lambda **kw: run_search(DOMAIN, config, target, **kw))
+    execute_run(console, target, no_progress, lambda **kw: run_search(DOMAIN, config, target, **kw))
 
 
 cli_app = typer.Typer(help="ADAS commands.", no_args_is_help=True)
