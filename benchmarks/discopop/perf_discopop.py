@@ -6,12 +6,13 @@
    (goal <= 1.15), measured A/B/A/B to cancel drift from other load on the machine;
 3. the proxy fitness of each baseline, of DiscoPOP's LRML, and of a zero and a flipped loss.
 
-Run: .venv/bin/python -m benchmarks.discopop.perf_discopop [--host-python /tmp/dp-venv/bin/python]
+Run: .venv/bin/python -m benchmarks.discopop.perf_discopop [--skip-table] [--host-python PYTHON]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import statistics
@@ -95,9 +96,15 @@ def host_train_seconds(domain: DiscoPopDomain, python: str) -> tuple[float, floa
     return figures["train_s"], wall
 
 
+def default_host_python() -> str:
+    """This interpreter when it has the `train` extra, else the development venv of the notes."""
+    return sys.executable if importlib.util.find_spec("torch") else "/tmp/dp-venv/bin/python"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host-python", default="/tmp/dp-venv/bin/python", help="Python with torch/trl for the in-process side.")
+    parser.add_argument("--host-python", default=default_host_python(),
+                        help="Python with torch/trl for the in-process side (this one with the `train` extra).")
     parser.add_argument("--repeats", type=int, default=2, help="A/B pairs for the ratio.")
     parser.add_argument("--skip-table", action="store_true")
     args = parser.parse_args()
