@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import structlog  # noqa: E402
 
 from engine.search.archive import Record, Usage, load_records  # noqa: E402
@@ -52,6 +53,7 @@ def fitness_plot(records: list[Record]) -> bytes:
         ax.scatter([_x(r) for r in failed], [floor] * len(failed), marker="x", color="tab:red",
                    label=f"failed ({len(failed)})")
     ax.set_xlabel("generation (0 = baselines)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fitness")
     ax.grid(alpha=0.3)
     if records:
