@@ -23,6 +23,12 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "dockerd is not running and this is not root: start it, or add yourself to the docker group" >&2
   exit 1
 fi
+# A daemon killed without cleanup (a session that ended, a crash) leaves its pid file behind,
+# and a new dockerd refuses to start while it exists.
+pidfile=/var/run/docker.pid
+if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  rm -f "$pidfile"
+fi
 echo "starting dockerd (no bridge network) ..."
 log=${EVOBOX_DOCKERD_LOG:-/var/log/evobox-dockerd.log}
 nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$log" 2>&1 &
