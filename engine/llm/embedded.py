@@ -27,6 +27,7 @@ import structlog
 
 from engine.llm.config import EMBEDDED_MODEL_NAME, EmbeddedConfig
 from engine.llm.endpoint import Endpoint, Source
+from engine.paths import cache_dir
 
 log = structlog.get_logger()
 
@@ -50,10 +51,7 @@ def cache_root(config: EmbeddedConfig | None = None) -> Path:
     """config.cache_dir > $EVOBOX_CACHE_DIR > $XDG_CACHE_HOME/evobox > ~/.cache/evobox."""
     if config is not None and config.cache_dir is not None:
         return config.cache_dir
-    if os.environ.get("EVOBOX_CACHE_DIR"):
-        return Path(os.environ["EVOBOX_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "evobox"
+    return cache_dir()
 
 
 def model_path(config: EmbeddedConfig | None = None) -> Path:
