@@ -22,6 +22,7 @@ from engine.sandbox.client import connect
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.images import ImageBuilder, images_dir, runtime_names
 from engine.sandbox.limits import SandboxLimits, parse_size
+from engine.sandbox.outfs import reap_outfs
 from engine.sandbox.reaper import reap
 from engine.sandbox.runner import RunResult, Sandbox
 
@@ -92,13 +93,14 @@ def _report(result: RunResult) -> dict:
 
 @sandbox_app.command("gc")
 def gc() -> None:
-    """Remove containers and candidate images left by runs that are no longer alive."""
+    """Remove containers, candidate images and /out mounts left by runs that are no longer alive."""
     try:
         done = reap(connect())
+        mounts = reap_outfs()
     except SandboxError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    typer.echo(f"removed {done.containers} container(s) and {done.images} image(s) of dead runs")
+    typer.echo(f"removed {done.containers} container(s), {done.images} image(s) and {mounts} /out mount(s) of dead runs")
 
 
 @images_app.command("build")

@@ -31,6 +31,14 @@ def parse_size(value: int | str) -> int:
     return size
 
 
+def human_size(n: int) -> str:
+    """'8 MiB', '1 GiB', '512 B': sizes in failure reasons."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} B"
+
+
 class SandboxLimits(BaseModel):
     """Every limit of one hardened run. Defaults are safe for an untrusted candidate."""
 
@@ -46,11 +54,15 @@ class SandboxLimits(BaseModel):
     nofile: int = Field(1024, ge=16, description="Max open files per process.")
     out_max_bytes: int = Field(parse_size("64m"), description="Total bytes the engine reads back from /out.")
     out_max_files: int = Field(1000, ge=1, description="Max files the engine reads back from /out.")
+    out_tmpfs_max_bytes: int = Field(parse_size("1g"), description=(
+        "/out caps up to this are a tmpfs (RAM, charged to the container's memory); larger ones a sparse "
+        "ext4 image on disk. Both are size-capped filesystems the kernel enforces."))
     log_tail_bytes: int = Field(64 * 1024, ge=1024, description="Bytes of stdout/stderr kept (the tail).")
     uid: int = Field(65534, gt=0, description="Non-root uid the candidate runs as.")
     gpus: int = Field(0, ge=0, description="GPUs to lease for this run (0 = CPU only).")
 
-    @field_validator("memory_bytes", "tmp_bytes", "shm_bytes", "fsize_bytes", "out_max_bytes", mode="before")
+    @field_validator("memory_bytes", "tmp_bytes", "shm_bytes", "fsize_bytes", "out_max_bytes",
+                     "out_tmpfs_max_bytes", mode="before")
     @classmethod
     def _sizes(cls, value: int | str) -> int:
         return parse_size(value)

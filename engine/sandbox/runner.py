@@ -2,21 +2,29 @@
 
 The hardening lives here in code (never a pass-through dict): no network, read-only root,
 size-capped tmpfs, no capabilities, no-new-privileges, non-root uid, pids/memory/CPU/file-size
-limits, capped logs, and no environment beyond the image's ENV and what the caller passes on
-purpose. Results come back only through the /out bind mount, which a watcher keeps under its
-caps while the container runs; stdout/stderr come back as capped tails of the json-file log.
-The container is removed in `finally` (killing a client does not stop a container).
+limits, no log kept by dockerd, and no environment beyond the image's ENV and what the caller
+passes on purpose. Three pieces live in modules of their own:
+
+- /out is a filesystem the kernel caps, mounted per run (`outfs`); after the run the engine
+  reads it back with fd-relative calls and copies what it accepts into the caller's
+  `out_dir` (`outcopy`); the container never sees a host directory it can write;
+- stdout and stderr each come back as their own capped tail, read from an attach made
+  before the start (`streams`);
+- PID 1 of the container is the engine's init (`boxinit`), which ends the container at its
+  deadline even if the engine died; the engine still kills at its own timeout.
+
+The container is removed and /out unmounted in `finally` (killing a client does not stop a
+container).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import stat
-import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -26,17 +34,25 @@ import docker.types
 import requests.exceptions
 import structlog
 
+from engine.sandbox import boxinit
 from engine.sandbox.client import connect
 from engine.sandbox.errors import OutFileError, SandboxError
 from engine.sandbox.gpu import GpuLease, GpuLeaser
-from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.limits import SandboxLimits, human_size
+from engine.sandbox.outcopy import copy_out
+from engine.sandbox.outfs import OutFs, reap_outfs
 from engine.sandbox.reaper import RUN_LABEL, RunLock, check_run_id, reap, remove_container
+from engine.sandbox.streams import Stream, StreamTails
 
 __all__ = ["Mount", "OutFileError", "RunResult", "Sandbox", "SandboxError", "read_out_file"]
 
 log = structlog.get_logger()
 
-_WATCH_INTERVAL_S = 0.05
+# The init's deadline is this much past the engine's timeout, so a live engine kills first.
+_INIT_GRACE_S = 5.0
+_STREAMS_WAIT_S = 10.0  # after the exit, for the last bytes of stdout/stderr to arrive
+_INIT_SOURCE = str(Path(boxinit.__file__).resolve())
+_INIT_PYTHON = "/usr/bin/python3"  # the base image's, under every runtime image
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,7 @@ class RunResult:
     stderr_tail: str
     out_files: dict[str, int]
     out_dir: Path | None
-    out_overflow: str | None = None  # set when /out went over its caps and the run was killed
+    out_overflow: str | None = None  # set when /out broke a cap or could not be read back (fail closed)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
     @property
@@ -72,7 +88,7 @@ class RunResult:
         if self.timed_out:
             return f"timed out after {self.limits.timeout_s:g}s"
         if self.oom_killed:
-            return f"out of memory ({_human(self.limits.memory_bytes)})"
+            return f"out of memory ({human_size(self.limits.memory_bytes)})"
         if self.out_overflow:
             return self.out_overflow
         if self.exit_code != 0:
@@ -93,6 +109,7 @@ class Sandbox:
         self._gpus = GpuLeaser(gpu_lock_dir)
         self._closed = False
         reap(self._client, lock_dir)  # leftovers of runs that died
+        reap_outfs(lock_dir)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -110,27 +127,37 @@ class Sandbox:
         finally:
             self._lock.release()
         reap(self._client, self._lock_dir)
+        reap_outfs(self._lock_dir)
 
     def run(self, image: str, command: list[str], *, limits: SandboxLimits = SandboxLimits(),
             out_dir: Path | None = None, in_dir: Path | None = None, mounts: Sequence[Mount] = (),
             env: Mapping[str, str] = {}, labels: Mapping[str, str] = {}, name: str | None = None) -> RunResult:
-        """Run `command` in `image` under `limits`; never pulls; always removes the container."""
+        """Run `command` in `image` under `limits`; never pulls; always removes the container.
+
+        With `out_dir`, the container gets a fresh size-capped /out, and afterwards `out_dir`
+        (emptied first) holds the regular files it left there, unless /out broke a cap.
+        """
         if self._closed:
             raise SandboxError(f"sandbox of run {self.run_id} is closed")
-        if out_dir is not None:
-            _prepare_out_dir(out_dir, limits.uid)
+        name = name or f"evobox-{self.run_id}-{secrets.token_hex(4)}"
         lease = self._gpus.lease(limits.gpus) if limits.gpus else None
         try:
-            spec = _container_spec(image, command, limits, out_dir, in_dir, mounts, env, lease,
-                                   {**labels, RUN_LABEL: self.run_id},
-                                   name or f"evobox-{self.run_id}-{secrets.token_hex(4)}")
-            return self._run(spec, limits, out_dir)
+            with ExitStack() as stack:
+                outfs = stack.enter_context(OutFs(self.run_id, name, limits)) if out_dir is not None else None
+                spec = _container_spec(image, command, limits, outfs.path if outfs else None, in_dir, mounts, env,
+                                       lease, {**labels, RUN_LABEL: self.run_id}, name)
+                result = self._run(spec, limits)
+                if outfs is not None and out_dir is not None:
+                    copied = copy_out(outfs.path, out_dir, limits)
+                    result.out_files, result.out_overflow, result.out_dir = copied.files, copied.overflow, out_dir
+                return result
         finally:
             if lease is not None:
                 lease.release()
 
-    def _run(self, spec: dict, limits: SandboxLimits, out_dir: Path | None) -> RunResult:
+    def _run(self, spec: dict, limits: SandboxLimits) -> RunResult:
         container = None
+        streams = None
         try:
             try:
                 container = self._client.containers.create(**spec)
@@ -138,21 +165,20 @@ class Sandbox:
                 raise SandboxError(f"image {spec['image']} is not present (images are built locally, never pulled)") from exc
             except docker.errors.APIError as exc:
                 raise SandboxError(f"docker create failed: {exc}") from exc
-            watcher = _OutWatcher(out_dir, limits, container) if out_dir is not None else None
+            streams = StreamTails(self._client, container, limits.log_tail_bytes)
             started = time.monotonic()
             try:
                 container.start()
             except docker.errors.APIError as exc:
                 raise SandboxError(f"docker start failed: {exc}") from exc
-            if watcher:
-                watcher.start()
             timed_out, exit_code = self._wait(container, limits.timeout_s)
             duration = time.monotonic() - started
-            if watcher:
-                watcher.stop()
-            return self._collect(container, limits, out_dir, timed_out, exit_code, duration,
-                                 watcher.overflow if watcher else None)
+            if exit_code == boxinit.DEADLINE_EXIT and duration >= limits.timeout_s:
+                timed_out, exit_code = True, None  # the init's deadline came before the engine's kill
+            return self._collect(container, limits, streams, timed_out, exit_code, duration)
         finally:
+            if streams is not None:
+                streams.close()
             if container is not None and not remove_container(container):
                 log.error("sandbox.container_left", container=container.name, run=self.run_id)
 
@@ -169,40 +195,36 @@ class Sandbox:
             return True, None
 
     def _collect(self, container: docker.models.containers.Container, limits: SandboxLimits,
-                 out_dir: Path | None, timed_out: bool, exit_code: int | None, duration: float,
-                 overflow: str | None) -> RunResult:
+                 streams: StreamTails, timed_out: bool, exit_code: int | None, duration: float) -> RunResult:
         try:
             container.reload()
             oom = bool(container.attrs["State"].get("OOMKilled"))
-            stdout = _tail(container.logs(stdout=True, stderr=False), limits.log_tail_bytes)
-            stderr = _tail(container.logs(stdout=False, stderr=True), limits.log_tail_bytes)
         except docker.errors.APIError as exc:
             raise SandboxError(f"collecting results of {container.name} failed: {exc}") from exc
-        files: dict[str, int] = {}
-        if out_dir is not None:
-            overflow = overflow or _scan_out(out_dir, limits, files)
-            if overflow:
-                _empty_dir(out_dir)  # the results are void; free the host disk now
-                files = {}
+        tails = streams.tails(_STREAMS_WAIT_S)
         return RunResult(exit_code=exit_code, timed_out=timed_out, oom_killed=oom and not timed_out,
-                         duration_s=round(duration, 4), stdout_tail=stdout, stderr_tail=stderr,
-                         out_files=files, out_dir=out_dir, out_overflow=overflow, limits=limits)
+                         duration_s=round(duration, 4), stdout_tail=tails[Stream.STDOUT],
+                         stderr_tail=tails[Stream.STDERR], out_files={}, out_dir=None, limits=limits)
 
 
-def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_dir: Path | None,
+def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_fs: Path | None,
                     in_dir: Path | None, mounts: Sequence[Mount], env: Mapping[str, str],
                     lease: GpuLease | None, labels: Mapping[str, str], name: str) -> dict:
-    """The full hardened profile, as keyword arguments of `containers.create`."""
+    """The full hardened profile, as keyword arguments of `containers.create`.
+
+    `out_fs` is the run's mounted, size-capped /out filesystem (`outfs`), never a plain host dir.
+    """
     binds = [docker.types.Mount(m.target, str(Path(m.source).resolve()), type="bind", read_only=m.read_only)
              for m in mounts]
-    if out_dir is not None:
-        binds.append(docker.types.Mount("/out", str(out_dir.resolve()), type="bind", read_only=False))
+    binds.append(docker.types.Mount(boxinit.INIT_PATH, _INIT_SOURCE, type="bind", read_only=True))
+    if out_fs is not None:
+        binds.append(docker.types.Mount("/out", str(out_fs), type="bind", read_only=False))
     if in_dir is not None:
         binds.append(docker.types.Mount("/in", str(in_dir.resolve()), type="bind", read_only=True))
-    log_bytes = max(1 << 20, 16 * limits.log_tail_bytes)  # json-file overhead is large for short lines
     inodes = max(4096, limits.tmp_bytes // 1024)
     return dict(
         image=image, command=list(command), name=name, labels=dict(labels),
+        entrypoint=[_INIT_PYTHON, "-I", "-S", boxinit.INIT_PATH, f"{limits.timeout_s + _INIT_GRACE_S:g}"],
         environment=dict(env), user=f"{limits.uid}:{limits.uid}", hostname="sandbox",
         network_mode="none", read_only=True, mounts=binds,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_bytes},nr_inodes={inodes},mode=1777"},
@@ -212,7 +234,7 @@ def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_d
         ulimits=[docker.types.Ulimit(name="fsize", soft=limits.fsize_bytes, hard=limits.fsize_bytes),
                  docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
                  docker.types.Ulimit(name="core", soft=0, hard=0)],
-        log_config=docker.types.LogConfig(type="json-file", config={"max-size": str(log_bytes), "max-file": "2"}),
+        log_config=docker.types.LogConfig(type="none"),  # streams are read from the attach (`streams`)
         device_requests=[lease.device_request()] if lease else [],
         stdin_open=False, tty=False, detach=True,
     )
@@ -225,93 +247,6 @@ def _kill(container: docker.models.containers.Container) -> None:
         pass
     except docker.errors.APIError as exc:  # 409: already exited between the timeout and the kill
         log.debug("sandbox.kill_skipped", container=container.name, error=str(exc))
-
-
-def _tail(data: bytes, limit: int) -> str:
-    return data[-limit:].decode("utf-8", errors="replace")
-
-
-def _human(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:g} {unit}"
-    return f"{n} B"
-
-
-def _prepare_out_dir(out_dir: Path, uid: int) -> None:
-    """Make /out writable for the candidate's uid (chown as root, else world-writable)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        os.chown(out_dir, uid, uid)
-        out_dir.chmod(0o755)
-    else:
-        out_dir.chmod(0o777)
-
-
-def _empty_dir(path: Path) -> None:
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(entry.path)
-            except OSError as exc:
-                log.warning("sandbox.out_cleanup_failed", path=entry.path, error=str(exc))
-
-
-def _scan_out(out_dir: Path, limits: SandboxLimits, files: dict[str, int] | None = None) -> str | None:
-    """Walk /out without following links; fill `files` with regular files; the cap broken, if any."""
-    entries = total = 0
-    stack = [out_dir]
-    while stack:
-        current = stack.pop()
-        try:
-            it = os.scandir(current)
-        except OSError:
-            continue
-        with it:
-            for entry in it:
-                entries += 1
-                if entries > limits.out_max_files:
-                    return f"wrote more than {limits.out_max_files} files to /out"
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(Path(entry.path))
-                elif stat.S_ISREG(st.st_mode):
-                    total += st.st_size
-                    if total > limits.out_max_bytes:
-                        return f"wrote more than {_human(limits.out_max_bytes)} to /out"
-                    if files is not None:
-                        files[Path(entry.path).relative_to(out_dir).as_posix()] = st.st_size
-    return None
-
-
-class _OutWatcher:
-    """Polls /out while the container runs and kills it when a cap is broken (host disk safety)."""
-
-    def __init__(self, out_dir: Path, limits: SandboxLimits, container: docker.models.containers.Container) -> None:
-        self._out_dir, self._limits, self._container = out_dir, limits, container
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="evobox-out-watcher", daemon=True)
-        self.overflow: str | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(_WATCH_INTERVAL_S):
-            overflow = _scan_out(self._out_dir, self._limits)
-            if overflow:
-                self.overflow = overflow
-                _kill(self._container)
-                return
 
 
 def read_out_file(out_dir: Path, relpath: str, max_bytes: int) -> bytes:

@@ -195,7 +195,8 @@ def test_engine_secrets_are_invisible_inside_proc_included(box: Sandbox, base_im
         print(json.dumps(seen))
     """, env={"EVOBOX_ON_PURPOSE": "1"})
     got = report(result)
-    assert "PYTHONPATH=/opt/evobox" in got["/proc/1/environ"]  # the read worked...
+    assert "PYTHONPATH=/opt/evobox" in got["/proc/self/environ"]  # the read worked...
+    assert got["/proc/1/environ"] == "PermissionError"  # PID 1 is the engine's init: not the candidate's to read
     assert got["env"].get("EVOBOX_ON_PURPOSE") == "1"
     assert canary not in result.stdout_tail and "OPENAI_API_KEY" not in result.stdout_tail  # ...and found nothing
 
