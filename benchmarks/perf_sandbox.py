@@ -1,7 +1,7 @@
 """Engine performance of the sandbox: prints figures, asserts nothing.
 
 - run: create -> start -> wait -> collect -> remove of a trivial candidate (python3 -c pass)
-  through `Sandbox.run` with the full hardened profile;
+  through `Sandbox.run` with the full hardened profile; again with an /out (mounted, read back);
 - candidate image build on a cache miss (new files) and a hit (same files again);
 - the same trivial work in-process and as a host subprocess, for the ratio.
 
@@ -15,9 +15,11 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 
@@ -67,6 +69,9 @@ def main() -> None:
         tag = builder.layer(base, {"cand.py": TRIVIAL.encode()}, kind="bench-candidate", labels={RUN_LABEL: run_id})
         box.run(tag, ["python3", "cand.py"], limits=limits)  # warm-up
         runs = timings(lambda _: _check(box.run(tag, ["python3", "cand.py"], limits=limits)), args.runs)
+        with tempfile.TemporaryDirectory() as tmp:
+            with_out = timings(lambda i: _check(box.run(tag, ["python3", "cand.py"], limits=limits,
+                                                        out_dir=Path(tmp) / str(i))), args.runs)
         nonce = uuid.uuid4().hex
         miss = timings(lambda i: builder.layer(base, {"cand.py": f"# {nonce} {i}\n{TRIVIAL}\n".encode()},
                                                kind="bench-candidate", labels={RUN_LABEL: run_id}), max(5, args.runs // 2))
@@ -76,6 +81,7 @@ def main() -> None:
     host_proc = timings(lambda _: subprocess.run([sys.executable, "-S", "-c", TRIVIAL], check=True), 10)
     print("evobox sandbox performance (trivial candidate; base image)")
     print(line("sandbox run (create..remove)", runs, 0.5))
+    print(line("sandbox run with /out", with_out))
     print(line("candidate build, cache miss", miss, 0.5))
     print(line("candidate build, cache hit", hit, 0.05))
     print(line("in-process exec", in_process))
