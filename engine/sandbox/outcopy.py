@@ -57,23 +57,24 @@ class _Overflow(Exception):
 
 def copy_out(src: Path, dest: Path, limits: SandboxLimits) -> OutCopy:
     """Walk `src` (the dead container's /out), check it against `limits`, copy it into `dest`."""
-    reset_dir(dest)
+    _dst(reset_dir, dest)
     walk = _Walk(limits)
-    src_fd = os.open(src, _DIR_FLAGS)
     try:
-        dst_fd = os.open(dest, _DIR_FLAGS)
+        src_fd = _src(os.open, src, _DIR_FLAGS)
         try:
-            walk.directory(src_fd, dst_fd, ())
+            dst_fd = _dst(os.open, dest, _DIR_FLAGS)
+            try:
+                walk.directory(src_fd, dst_fd, ())
+            finally:
+                os.close(dst_fd)
         finally:
-            os.close(dst_fd)
+            os.close(src_fd)
     except _Overflow as exc:
-        reset_dir(dest)  # the results are void; free the host disk now
+        _dst(reset_dir, dest)  # the results are void; free the host disk now
         return OutCopy(overflow=str(exc))
     except SandboxError:
-        reset_dir(dest)
+        _dst(reset_dir, dest)
         raise
-    finally:
-        os.close(src_fd)
     return OutCopy(files=walk.files)
 
 

@@ -87,7 +87,8 @@ def test_a_non_root_engine_gets_a_clear_error() -> None:
     assert message == "the engine needs root to mount a size-capped /out; rootless support is issue 15"
 
 
-def test_reap_removes_the_mounts_of_dead_runs_only(tmp_path: Path) -> None:
+def test_reap_removes_the_mounts_of_dead_runs_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVOBOX_OUTFS_DIR", str(tmp_path / "outfs"))  # the machine's other runs are not ours to judge
     alive_id, dead_id = f"test-alive-{uuid.uuid4().hex[:8]}", f"test-dead-{uuid.uuid4().hex[:8]}"
     lock = RunLock(alive_id, tmp_path)
     try:
