@@ -17,17 +17,17 @@ to leave its containers running with no deadline. So every container starts this
   kernel kills everything left in the namespace, and the container ends.
 
 The engine sets DEADLINE_S a little past its own timeout, so a live engine still kills first
-and reports the timeout as before.
+and reports the timeout as before. Its start-up is on every run's path, so it imports only what
+it needs (`_signal`, the C half of `signal`, spares the enum machinery).
 """
 
 from __future__ import annotations
 
+import _signal as signal
 import ctypes
 import os
-import signal
 import sys
 import time
-from typing import NoReturn
 
 INIT_PATH = "/.evobox-init.py"  # where the container sees this file
 DEADLINE_EXIT = 124  # the exit status at the deadline (as timeout(1))
@@ -40,21 +40,21 @@ _RESET_TO_DEFAULT = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ)
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        _fail(f"prctl(PR_SET_DUMPABLE) failed: {os.strerror(ctypes.get_errno())}", SPAWN_FAILED_EXIT)
+        _exit(f"prctl(PR_SET_DUMPABLE) failed: {os.strerror(ctypes.get_errno())}", SPAWN_FAILED_EXIT)
     deadline = time.monotonic() + float(argv[1])
     command = argv[2:]
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # wait for it with a timeout below
     try:
         child = os.posix_spawnp(command[0], command, os.environ, setsigmask=(), setsigdef=_RESET_TO_DEFAULT)
     except OSError as exc:
-        _fail(f"cannot run {command[0]!r}: {exc.strerror}", SPAWN_FAILED_EXIT)
+        return _exit(f"cannot run {command[0]!r}: {exc.strerror}", SPAWN_FAILED_EXIT)
     while True:
         status = _reap(child)
         if status is not None:
-            os._exit(status)
+            return _exit("", status)
         left = deadline - time.monotonic()
         if left <= 0:
-            _fail(f"deadline of {argv[1]} s reached, container ended", DEADLINE_EXIT)
+            return _exit(f"deadline of {argv[1]} s reached, container ended", DEADLINE_EXIT)
         signal.sigtimedwait({signal.SIGCHLD}, left)
 
 
@@ -72,9 +72,11 @@ def _reap(child: int) -> int | None:
             return 128 - code if code < 0 else code
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"evobox-init: {message}\n")
-    sys.stderr.flush()
+def _exit(message: str, code: int) -> None:
+    """Exit now (no interpreter teardown), saying why on stderr unless CMD just ended."""
+    if message:
+        sys.stderr.write(f"evobox-init: {message}\n")
+        sys.stderr.flush()
     os._exit(code)
 
 
