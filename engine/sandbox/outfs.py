@@ -26,6 +26,7 @@ its run's lock is free. Mounting needs root; rootless engines are issue 15.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from enum import Enum
@@ -68,11 +69,11 @@ def fs_kind(limits: SandboxLimits) -> OutFsKind:
 class OutFs:
     """One mounted, size-capped /out; `close()` (idempotent) unmounts it and removes its staging dir."""
 
-    def __init__(self, run_id: str, name: str, limits: SandboxLimits) -> None:
+    def __init__(self, run_id: str, limits: SandboxLimits) -> None:
         if os.geteuid() != 0:
             raise SandboxError("the engine needs root to mount a size-capped /out; rootless support is issue 15")
         self.kind = fs_kind(limits)
-        self._dir = _run_dir(run_id) / name
+        self._dir = _run_dir(run_id) / secrets.token_hex(8)
         self._dir.mkdir(mode=0o700)
         self.path = self._dir / _MOUNT_POINT
         self.path.mkdir(mode=0o700)
@@ -103,10 +104,14 @@ def reap_outfs(lock_dir: Path | None = None) -> int:
         return 0
     reaped = 0
     for run_dir in root.iterdir():
-        if not run_alive(run_dir.name, lock_dir):
-            for leftover in list(run_dir.iterdir()):
-                reaped += _remove(leftover)
-            _rmdir(run_dir)
+        if run_alive(run_dir.name, lock_dir):
+            continue
+        try:
+            leftovers = list(run_dir.iterdir())
+        except FileNotFoundError:  # another engine reaped it just now
+            continue
+        reaped += sum(_remove(leftover) for leftover in leftovers)
+        _rmdir(run_dir)
     if reaped:
         log.info("sandbox.outfs_reaped", count=reaped)
     return reaped
@@ -163,6 +168,8 @@ def _remove(staging: Path) -> int:
 def _rmdir(path: Path) -> None:
     try:
         path.rmdir()
+    except FileNotFoundError:
+        pass
     except OSError as exc:  # not empty: a mount that would not go, kept for the next reap
         log.warning("sandbox.outfs_run_dir_kept", path=str(path), error=str(exc))
 

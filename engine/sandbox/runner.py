@@ -143,7 +143,7 @@ class Sandbox:
         lease = self._gpus.lease(limits.gpus) if limits.gpus else None
         try:
             with ExitStack() as stack:
-                outfs = stack.enter_context(OutFs(self.run_id, name, limits)) if out_dir is not None else None
+                outfs = stack.enter_context(OutFs(self.run_id, limits)) if out_dir is not None else None
                 spec = _container_spec(image, command, limits, outfs.path if outfs else None, in_dir, mounts, env,
                                        lease, {**labels, RUN_LABEL: self.run_id}, name)
                 result = self._run(spec, limits)

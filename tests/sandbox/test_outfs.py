@@ -21,6 +21,12 @@ KINDS = [pytest.param(SMALL, id="tmpfs"), pytest.param(SMALL.model_copy(update={
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting /out needs root")
 
 
+@pytest.fixture(autouse=True)
+def own_staging_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A staging root of the test's own: the machine's other runs are not ours to judge or litter."""
+    monkeypatch.setenv("EVOBOX_OUTFS_DIR", str(tmp_path / "outfs"))
+
+
 def mount_line(path: Path) -> list[str]:
     return next(line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()
                 if line.split()[4] == str(path))
@@ -29,7 +35,7 @@ def mount_line(path: Path) -> list[str]:
 @pytest.mark.parametrize("limits", KINDS)
 def test_out_is_a_capped_nosuid_nodev_noexec_fs_owned_by_the_candidate(limits: SandboxLimits) -> None:
     run_id = f"test-outfs-{uuid.uuid4().hex[:8]}"
-    with OutFs(run_id, "c1", limits) as out:
+    with OutFs(run_id, limits) as out:
         assert out.kind is (OutFsKind.TMPFS if limits.out_tmpfs_max_bytes > (1 << 20) else OutFsKind.EXT4_IMAGE)
         assert {"nosuid", "nodev", "noexec"} <= set(mount_line(out.path)[5].split(","))
         assert os.stat(out.path).st_uid == limits.uid and os.listdir(out.path) == []
@@ -37,7 +43,7 @@ def test_out_is_a_capped_nosuid_nodev_noexec_fs_owned_by_the_candidate(limits: S
             for _ in range(fs_bytes(limits) // (1 << 20) + 2):
                 fh.write(b"x" * (1 << 20))
                 fh.flush()
-    assert not (staging_root() / run_id / "c1").exists() and str(out.path) not in Path("/proc/self/mountinfo").read_text()
+    assert not out.path.exists() and str(out.path) not in Path("/proc/self/mountinfo").read_text()
 
 
 def test_copy_takes_regular_files_only_and_empties_the_target_first(tmp_path: Path) -> None:
@@ -74,7 +80,7 @@ def test_a_non_root_engine_gets_a_clear_error() -> None:
         try:
             os.setgid(65534)
             os.setuid(65534)
-            OutFs("r", "c", SandboxLimits())
+            OutFs("r", SandboxLimits())
         except SandboxError as exc:
             message = str(exc)
         finally:
@@ -87,12 +93,11 @@ def test_a_non_root_engine_gets_a_clear_error() -> None:
     assert message == "the engine needs root to mount a size-capped /out; rootless support is issue 15"
 
 
-def test_reap_removes_the_mounts_of_dead_runs_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVOBOX_OUTFS_DIR", str(tmp_path / "outfs"))  # the machine's other runs are not ours to judge
+def test_reap_removes_the_mounts_of_dead_runs_only(tmp_path: Path) -> None:
     alive_id, dead_id = f"test-alive-{uuid.uuid4().hex[:8]}", f"test-dead-{uuid.uuid4().hex[:8]}"
     lock = RunLock(alive_id, tmp_path)
     try:
-        alive, dead = OutFs(alive_id, "c", SMALL), OutFs(dead_id, "c", SMALL)  # dead: no lock held
+        alive, dead = OutFs(alive_id, SMALL), OutFs(dead_id, SMALL)  # dead: no lock held
         reap_outfs(tmp_path)
         assert os.path.ismount(alive.path) and not (staging_root() / dead_id).exists()
         alive.close()
