@@ -15,9 +15,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from engine import logging as evobox_logging
 from engine.config import ConfigError, load_config
 from engine.llm.client import LLMCallError, LLMClient
-from engine.llm.config import EMBEDDED_MODEL_NAME, EmbeddedConfig, LLMConfig, Role, RoleConfig
+from engine.llm.config import EmbeddedConfig, LLMConfig, Role, RoleConfig, role_overrides
 from engine.llm.embedded import EmbeddedError, EmbeddedServer, model_path
-from engine.llm.endpoint import Endpoint, EndpointError, Source, needs_embedded, resolve
+from engine.llm.endpoint import Endpoint, EndpointError, Source, needs_embedded, resolve, route
 
 llm_app = typer.Typer(help="The LLM layer: the embedded local model and endpoint checks.", no_args_is_help=True)
 console = Console()
@@ -73,10 +73,11 @@ def serve(config: Path | None = CONFIG_OPTION,
     settings = settings.model_copy(update=updates)
     with _embedded(settings) as server:
         url = server.endpoint.base_url
-        console.print(f"Serving {EMBEDDED_MODEL_NAME} at [bold]{url}[/bold] "
+        name = settings.served_name()
+        console.print(f"Serving {escape(name)} at [bold]{url}[/bold] "
                       f"({settings.threads} thread(s), context {settings.ctx_size} tokens)")
-        console.print(escape(f'Point a run at it: [llm.meta] base_url = "{url}", model = "{EMBEDDED_MODEL_NAME}" '
-                             f"(or OPENAI_BASE_URL={url} plus the model). Ctrl-C stops it."))
+        console.print(escape(f"Point a run at it: OPENAI_BASE_URL={url} evobox search DOMAIN --model {name} "
+                             f'(or base_url = "{url}", model = "{name}" in [llm.meta]). Ctrl-C stops it.'))
         try:
             while True:
                 time.sleep(3600)
@@ -84,43 +85,47 @@ def serve(config: Path | None = CONFIG_OPTION,
             console.print("stopping")
 
 
+MODEL_OPTION = typer.Option(None, "--model", help="Model for both roles (as `evobox search --model`).")
+BASE_URL_OPTION = typer.Option(None, "--base-url", help="Server for both roles (as `evobox search --base-url`).")
+
+
 @llm_app.command()
-def check(config: Path | None = CONFIG_OPTION,
+def check(config: Path | None = CONFIG_OPTION, model: str | None = MODEL_OPTION, base_url: str | None = BASE_URL_OPTION,
           call: bool = typer.Option(True, help="Send one tiny request to each endpoint (starts the embedded "
-                                               "model if a role uses it).")) -> None:
-    """Say which LLM each role of a run would use (never printing a key) and whether it answers."""
+                                               "model if a role uses it). --no-call only resolves: no traffic.")) -> None:
+    """Say which server and model each role of a run would use (never printing a key) and whether it answers."""
     evobox_logging.configure(console, level="warning")
-    llm = _llm_config(config)
-    roles = {Role.META: llm.meta, Role.AGENT: llm.agent}
+    try:
+        llm = load_config(config, role_overrides(model, base_url)).llm
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
     with contextlib.ExitStack() as stack:
         server = None
-        if any(needs_embedded(r) for r in roles.values()):
+        if any(needs_embedded(llm, role) for role in Role):
             path = model_path(llm.embedded)
             console.print(f"embedded model: {path} ({'cached' if path.exists() else 'not downloaded yet: 1.1 GB'})")
             if call:
                 server = stack.enter_context(_embedded(llm.embedded))
-        results = [_check_role(role, settings, server, call) for role, settings in roles.items()]
+        results = [_check_role(llm, role, server, call) for role in Role]
     raise typer.Exit(0 if all(results) else 1)
 
 
-def _check_role(role: Role, settings: RoleConfig, server: EmbeddedServer | None, call: bool) -> bool:
+def _check_role(llm: LLMConfig, role: Role, server: EmbeddedServer | None, call: bool) -> bool:
     console.print(f"[bold]{role.value}[/bold]")
-    if needs_embedded(settings) and server is None:
-        console.print(f"  source:  embedded ({EMBEDDED_MODEL_NAME}, not started: --no-call)")
-        return True
     try:
-        endpoint = resolve(settings, server)
+        decided = route(llm, role)
+        shown = decided.describe()
+        if server is not None and decided.source is Source.EMBEDDED:
+            shown["base URL"] = server.endpoint.base_url
     except EndpointError as exc:
         console.print(f"  [red]{escape(str(exc))}[/red]")
         return False
-    key = "not needed" if endpoint.source is Source.EMBEDDED else (
-        f"set ({settings.api_key_env})" if endpoint.has_key else f"not set ({settings.api_key_env})")
-    for label, value in (("source", endpoint.source.value), ("base URL", endpoint.base_url),
-                         ("model", endpoint.model), ("key", key)):
-        console.print(f"  {label + ':':9} {escape(value)}")
+    for label, value in shown.items():
+        console.print(f"  {label + ':':9} {escape(value)}", highlight=False, soft_wrap=True)
     if not call:
         return True
-    ok, answer = _ping(endpoint, settings)
+    settings = llm.meta if role is Role.META else llm.agent
+    ok, answer = _ping(resolve(llm, role, server), settings)
     console.print(f"  answers:  {'[green]yes[/green]' if ok else '[red]no[/red]'}, {escape(answer)}")
     return ok
 

@@ -7,9 +7,11 @@ load time instead of a silently ignored setting.
 from __future__ import annotations
 
 import enum
+import hashlib
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EMBEDDED_MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 
@@ -25,14 +27,24 @@ class Role(str, enum.Enum):
     AGENT = "agent"
 
 
+ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {Role.META: {"temperature": 0.8, "max_tokens": 4096},
+                                             Role.AGENT: {"temperature": 0.5, "max_tokens": 1024}}
+
+
+def role_overrides(model: str | None, base_url: str | None) -> dict[str, str | None]:
+    """The run-config overrides of `--model` / `--base-url`: one flag covers both roles (None: unset)."""
+    return {f"llm.{role.value}.{key}": value for role in Role
+            for key, value in (("model", model), ("base_url", base_url))}
+
+
 class RoleConfig(_Strict):
-    """Where and how one role talks to its LLM. Unset base_url/model fall back to the environment
-    (OPENAI_BASE_URL / OPENAI_API_KEY) and then to the embedded local model."""
+    """Where and how one role talks to its LLM. Unset base_url/model are resolved by
+    engine/llm/endpoint.py (the other role, the environment, then the embedded local model)."""
 
     base_url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 "
                                                     "(vLLM), http://localhost:11434/v1 (Ollama). None: environment, then embedded.")
-    model: str | None = Field(None, description="Model name sent to the server. None: gpt-4o-mini for OpenAI, the "
-                                                "embedded model's name for the embedded server; required for other servers.")
+    model: str | None = Field(None, description="Model name sent to the server. None: the other role's model on the "
+                                                "same server, else gpt-4o-mini for OpenAI; required for other servers.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Name of the environment variable holding the API key "
                                                            "(the key itself never goes into a config file).")
     temperature: float = Field(..., ge=0.0, le=2.0, description="Sampling temperature.")
@@ -83,6 +95,20 @@ class EmbeddedConfig(_Strict):
                                                       "(not verified: your file, your model).")
     start_timeout_s: float = Field(180.0, gt=0, description="How long to wait for the server to load the model.")
 
+    def served_name(self) -> str:
+        """The model name the embedded server answers to. Scores are cached by model name, so a
+        custom GGUF gets a name of its own (file name + a digest of its path, size and mtime):
+        baselines scored with another model are never reused for it."""
+        if self.model_path is None:
+            return EMBEDDED_MODEL_NAME
+        path = self.model_path.expanduser().resolve()
+        try:
+            st = path.stat()
+            identity = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        except OSError:
+            identity = str(path)
+        return f"{path.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
+
 
 class ModelPolicy(str, enum.Enum):
     """What the gateway does with a request naming a model outside its allow-list."""
@@ -109,9 +135,9 @@ class GatewayConfig(_Strict):
 class LLMConfig(_Strict):
     """The [llm] table of a run config."""
 
-    meta: RoleConfig = Field(default_factory=lambda: RoleConfig(temperature=0.8, max_tokens=4096),
+    meta: RoleConfig = Field(default_factory=lambda: RoleConfig(**ROLE_DEFAULTS[Role.META]),
                              description="The LLM that proposes, reflects on and repairs candidates.")
-    agent: RoleConfig = Field(default_factory=lambda: RoleConfig(temperature=0.5, max_tokens=1024),
+    agent: RoleConfig = Field(default_factory=lambda: RoleConfig(**ROLE_DEFAULTS[Role.AGENT]),
                               description="The LLM that candidate agents call through the gateway.")
     prices: dict[str, Price] = Field(default_factory=default_prices,
                                      description="USD per 1M tokens by model name; unknown models cost 0 (warned once).")
@@ -119,3 +145,15 @@ class LLMConfig(_Strict):
     budget_tokens: int | None = Field(None, ge=0, description="Stop the search once this many tokens were used.")
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_role_defaults(cls, data: Any) -> Any:
+        """A partial role table (`[llm.agent] model = "x"`) keeps the role's defaults for the rest."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for role, defaults in ROLE_DEFAULTS.items():
+            if isinstance(merged.get(role.value), dict):
+                merged[role.value] = {**defaults, **merged[role.value]}
+        return merged

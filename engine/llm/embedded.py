@@ -25,7 +25,7 @@ import filelock
 import httpx
 import structlog
 
-from engine.llm.config import EMBEDDED_MODEL_NAME, EmbeddedConfig
+from engine.llm.config import EmbeddedConfig
 from engine.llm.endpoint import Endpoint, Source
 from engine.paths import cache_dir
 
@@ -202,7 +202,7 @@ class EmbeddedServer:
     def endpoint(self) -> Endpoint:
         if self._proc is None:
             raise EmbeddedError("embedded server is not running (use it as a context manager)")
-        return Endpoint(f"http://127.0.0.1:{self._port}/v1", LOCAL_API_KEY, EMBEDDED_MODEL_NAME, Source.EMBEDDED)
+        return Endpoint(f"http://127.0.0.1:{self._port}/v1", LOCAL_API_KEY, self.config.served_name(), Source.EMBEDDED)
 
     def __enter__(self) -> EmbeddedServer:
         return self.start()
@@ -223,7 +223,7 @@ class EmbeddedServer:
         cfg = self.config
         cmd = [sys.executable, "-m", "engine.llm.llama_child", "--model", str(path), "--port", str(self._port),
                "--threads", str(cfg.threads), "--ctx-size", str(cfg.ctx_size), "--parallel", str(cfg.parallel),
-               "--alias", EMBEDDED_MODEL_NAME]
+               "--alias", cfg.served_name()]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as logfile:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=logfile, stderr=subprocess.STDOUT)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from engine import logging as evobox_logging
 from engine.config import ConfigError, load_config
+from engine.llm.config import role_overrides
 from engine.llm.endpoint import EndpointError
 from engine.sandbox.errors import SandboxError
 from engine.search.archive import ARCHIVE_NAME, ArchiveCorrupt, load_records
@@ -54,8 +55,10 @@ def search(
     domain: Annotated[str, typer.Argument(help="Domain name (adas, discopop) or module:Class.")],
     config: Annotated[Path | None, typer.Option("--config", help="Run config (TOML).", dir_okay=False)] = None,
     generations: Annotated[int | None, typer.Option("--generations", help="Overrides [search] generations.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Overrides [llm.meta] model.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="Overrides [llm.meta] base_url.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model of both roles (meta and agent); overrides "
+                                              "the config's [llm.meta] and [llm.agent] model.")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="Server of both roles; overrides the "
+                                                 "config's [llm.meta] and [llm.agent] base_url.")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Default runs/<domain>-<time>; an "
                                                  "existing run directory is continued.")] = None,
     log_level: LogLevel = "info",
@@ -64,7 +67,7 @@ def search(
     """Discover candidates for DOMAIN; writes report.html at the end."""
     console = Console(stderr=True)
     evobox_logging.configure(console, level=log_level)
-    overrides = {"search.generations": generations, "llm.meta.model": model, "llm.meta.base_url": base_url}
+    overrides = {"search.generations": generations, **role_overrides(model, base_url)}
     try:
         domain_class = resolve_domain_class(domain)
         name = domain_class.name

@@ -20,7 +20,7 @@ import structlog
 from engine.config import ConfigError, RunConfig, load_saved_config, save_config
 from engine.domains import load_domain_class
 from engine.llm.client import LLMClient
-from engine.llm.config import RoleConfig
+from engine.llm.config import Role
 from engine.llm.endpoint import Endpoint, needs_embedded, resolve
 from engine.paths import cache_dir
 from engine.search.domain import Domain, RunContext
@@ -116,7 +116,7 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
         run = _open_services(stack, domain, config, run_dir, llm)
         if on_open:
             on_open(run)
-        client = LLMClient(llm.endpoint_for(config.llm.meta), config.llm.meta, config.llm.prices)
+        client = LLMClient(llm.endpoint_for(Role.META), config.llm.meta, config.llm.prices)
         log.info("run.opened", run_id=run.run_id, domain=domain.name, model=client.endpoint.model,
                  base_url=client.endpoint.base_url)
         domain.prepare(run)
@@ -143,14 +143,17 @@ class _EmbeddedOnDemand:
     def __init__(self, stack: ExitStack, config: RunConfig):
         self._stack, self._config, self._server = stack, config, None
 
-    def endpoint_for(self, role: RoleConfig) -> Endpoint:
-        if not needs_embedded(role):
-            return resolve(role, None)
-        if self._server is None:
+    def endpoint_for(self, role: Role) -> Endpoint:
+        """The role's endpoint, said in the log and on the console (never the key)."""
+        llm = self._config.llm
+        if needs_embedded(llm, role) and self._server is None:
             from engine.llm.embedded import EmbeddedServer  # noqa: PLC0415 - only when actually used
 
-            self._server = self._stack.enter_context(EmbeddedServer(self._config.llm.embedded))
-        return resolve(role, self._server)
+            self._server = self._stack.enter_context(EmbeddedServer(llm.embedded))
+        endpoint = resolve(llm, role, self._server)
+        log.info("llm.role", role=role.value, source=endpoint.source.value, base_url=endpoint.base_url,
+                 model=endpoint.model)
+        return endpoint
 
 
 def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir: Path,
@@ -166,6 +169,6 @@ def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir:
     if domain.needs_gateway:
         from engine.llm.gateway import Gateway  # noqa: PLC0415
 
-        gateway = stack.enter_context(Gateway(llm.endpoint_for(config.llm.agent), run_dir / "gateway", config=config.llm.gateway))
+        gateway = stack.enter_context(Gateway(llm.endpoint_for(Role.AGENT), run_dir / "gateway", config=config.llm.gateway))
     return RunContext(run_id=run_id, run_dir=run_dir, cache_dir=cache_dir(), sandbox=sandbox, images=images,
                       gateway=gateway, llm=config.llm, limits=config.sandbox)

@@ -9,6 +9,7 @@ import pytest
 from engine.llm.client import LLMClient
 from engine.llm.config import EmbeddedConfig, LLMConfig
 from engine.llm.embedded import MODEL_FILE, EmbeddedError, EmbeddedServer, cache_root, ensure_model, model_path
+from engine.llm.config import Role
 from engine.llm.endpoint import Source, resolve
 
 
@@ -49,7 +50,7 @@ def test_embedded_model_answers_with_json_matching_a_schema(monkeypatch):
               "properties": {"language": {"type": "string"}, "year": {"type": "integer"}},
               "required": ["language", "year"]}
     with EmbeddedServer(config.embedded) as server:
-        endpoint = resolve(config.meta, server)
+        endpoint = resolve(config, Role.META, server)
         assert endpoint.source is Source.EMBEDDED
         client = LLMClient(endpoint, config.meta)
         reply = client.chat_json([{"role": "user", "content": "Which programming language did Guido van Rossum "

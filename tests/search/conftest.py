@@ -14,6 +14,7 @@ import structlog
 from engine import logging as evobox_logging
 from engine.config import RunConfig, build_config
 from engine.llm.client import LLMClient
+from engine.llm.config import Role
 from engine.llm.endpoint import resolve
 from engine.search.archive import Record, load_records
 from engine.search.domain import RunContext
@@ -68,7 +69,7 @@ class ToyRunner:
                  **kwargs: Any) -> ToyRun:
         config = toy_config(server.base_url, **kwargs)
         domain = ToyDomain(config.domain_config(ToyConfig))  # type: ignore[arg-type]
-        client = LLMClient(resolve(config.llm.meta, None), config.llm.meta, config.llm.prices)
+        client = LLMClient(resolve(config.llm, Role.META), config.llm.meta, config.llm.prices)
         run = RunContext(run_id="toy", run_dir=self.run_dir, cache_dir=self.cache_dir, sandbox=None,  # type: ignore[arg-type]
                          images=None, gateway=None, llm=config.llm, limits=config.sandbox)  # type: ignore[arg-type]
         reason, detail = Search(domain, config, run, client, stopper=stopper or Stopper(), observer=observer).run()
