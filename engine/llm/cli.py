@@ -92,7 +92,7 @@ BASE_URL_OPTION = typer.Option(None, "--base-url", help="Server for both roles (
 @llm_app.command()
 def check(config: Path | None = CONFIG_OPTION, model: str | None = MODEL_OPTION, base_url: str | None = BASE_URL_OPTION,
           call: bool = typer.Option(True, help="Send one tiny request to each endpoint (starts the embedded "
-                                               "model if a role uses it). --no-call only resolves: no traffic.")) -> None:
+                                               "model if a role uses it). --no-call: resolve only, send nothing.")) -> None:
     """Say which server and model each role of a run would use (never printing a key) and whether it answers."""
     evobox_logging.configure(console, level="warning")
     try:

@@ -110,7 +110,8 @@ def route(llm: LLMConfig, role: Role) -> Route:
     has_key = bool(os.environ.get(own.api_key_env))
     if source is Source.EMBEDDED:  # one model: the role's model name is not sent anywhere
         return Route(role, source, None, llm.embedded.served_name(), own.api_key_env, has_key)
-    return Route(role, source, base_url, _model(llm, role, base_url), own.api_key_env, has_key)  # type: ignore[arg-type]
+    assert base_url is not None
+    return Route(role, source, base_url, _model(llm, role, base_url), own.api_key_env, has_key)
 
 
 def _model(llm: LLMConfig, role: Role, base_url: str) -> str:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.search.candidate import Status
+from engine.search.codeid import code_id
 
 log = structlog.get_logger()
 
@@ -60,7 +61,9 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="content hash of the normalised code")
+    id: str = Field(description="unique per record: codeid.record_id(generation, index, code)")
+    code_id: str | None = Field(None, description="content hash of the normalised code (dedupe, the "
+                                                  "candidates/<code_id>/ directory); None without code")
     name: str
     thought: str
     code: str
@@ -80,6 +83,13 @@ class Record(BaseModel):
     @property
     def slot(self) -> tuple[Generation, int]:
         return (self.generation, self.index)
+
+    @model_validator(mode="after")
+    def _derive_code_id(self) -> "Record":
+        """Filled from the code when not given (records written before code_id existed included)."""
+        if self.code_id is None and self.code.strip():
+            self.code_id = code_id(self.code)
+        return self
 
 
 class ArchiveCorrupt(Exception):
@@ -111,11 +121,26 @@ class Archive:
                 raise ValueError(f"slot {record.slot} is already archived")
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, line.encode("utf-8"))
-                os.fsync(fd)
+                _append_whole(fd, line.encode("utf-8"))
             finally:
                 os.close(fd)
             self._records.append(record)
+
+
+def _append_whole(fd: int, data: bytes) -> None:
+    """Write all of `data` and fsync. os.write may write less than asked (a full disk, a file
+    size limit); then the rest is written, and if that fails the partial line is cut off again,
+    so the archive never holds half a record that a later append would glue onto."""
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.ftruncate(fd, start)
+        os.fsync(fd)
+        raise
 
 
 def _load(path: Path, *, repair: bool = True) -> list[Record]:

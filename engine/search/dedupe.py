@@ -30,8 +30,8 @@ class Dedupe:
     def __init__(self, records: list[Record]):
         self._archived: dict[str, str] = {}
         for record in records:
-            if record.code.strip():
-                self._archived.setdefault(record.id, describe(record))
+            if record.code_id is not None:
+                self._archived.setdefault(record.code_id, describe(record))
 
     def check(self, code_id: str) -> str | None:
         """Why `code_id` must not be evaluated, or None."""
@@ -42,14 +42,14 @@ class Dedupe:
 def as_duplicate(record: Record, earlier: list[Record]) -> Record:
     """`record`, or, if an earlier record of its generation has the same code, a copy recorded
     as that record's duplicate (its evaluation ran concurrently and is discarded)."""
-    if not record.code.strip():
+    if record.code_id is None:
         return record
-    original = next((r for r in earlier if r.id == record.id and r.code.strip()), None)
+    original = next((r for r in earlier if r.code_id == record.code_id), None)
     if original is None:
         return record
     reason = duplicate_reason(f"candidate {original.index} of generation {original.generation}, "
                               f"{original.name!r}, evaluated at the same time")
     return record.model_copy(update={
         "status": Status.INVALID, "fitness": None, "fitness_text": None, "fitness_detail": {}, "error": reason,
-        "attempts": [*record.attempts, Attempt(code_id=record.id, name=record.name, status=Status.INVALID,
+        "attempts": [*record.attempts, Attempt(code_id=record.code_id, name=record.name, status=Status.INVALID,
                                                error=reason)]})

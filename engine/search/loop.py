@@ -21,7 +21,7 @@ from engine.llm.usage import Budget
 from engine.search.archive import ARCHIVE_NAME, Archive, Attempt, Generation, Record, Usage
 from engine.search.baseline_cache import BaselineCache
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
-from engine.search.codeid import code_id
+from engine.search.codeid import code_id, record_id
 from engine.search.dedupe import Dedupe, as_duplicate
 from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
@@ -198,7 +198,8 @@ class Search:
         status = failure.status if failure else Status.OK
         error = failure.reason if failure else None
         state.final = Record(
-            id=cid, name=proposal.name, thought=proposal.thought, code=proposal.code, generation="initial",
+            id=record_id("initial", index, proposal.code), code_id=cid, name=proposal.name, thought=proposal.thought,
+            code=proposal.code, generation="initial",
             index=index, status=status, fitness=evaluation.fitness if evaluation else None,
             fitness_text=evaluation.fitness_text if evaluation else None,
             fitness_detail=evaluation.detail if evaluation else {}, error=error, timings=state.timings,

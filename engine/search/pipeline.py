@@ -19,7 +19,7 @@ from engine.llm.client import ChatReply, LLMCallError, LLMReplyError
 from engine.sandbox.gate import GateError, check_code
 from engine.search.archive import Attempt, Record, Usage
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
-from engine.search.codeid import code_id
+from engine.search.codeid import code_id, record_id
 from engine.search.dedupe import Dedupe
 from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.journal import CandidateState, Journal, ProposalData
@@ -239,7 +239,8 @@ class CandidatePipeline:
         shown = st.proposal or st.last_proposal
         code = shown.code if shown else ""
         record = Record(
-            id=code_id(code), name=shown.name if shown else "unnamed", thought=shown.thought if shown else "",
+            id=record_id(st.generation, st.index, code), name=shown.name if shown else "unnamed",
+            thought=shown.thought if shown else "",
             code=code, generation=st.generation, index=st.index, parents=st.parents, status=attempt.status,
             fitness=evaluation.fitness if evaluation else None,
             fitness_text=evaluation.fitness_text if evaluation else None,

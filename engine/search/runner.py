@@ -72,8 +72,7 @@ def run_domain_spec(run_dir: Path) -> str:
 
 
 def _bind_run_dir(run_dir: Path, domain_spec: str, config: RunConfig) -> None:
-    """Create the run directory, or check that an existing one is the same search."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Check that an existing run directory holds the same search, or start a new one."""
     if (run_dir / RUN_META).exists():
         previous = run_domain_spec(run_dir)
         if previous != domain_spec:
@@ -90,6 +89,7 @@ def _bind_run_dir(run_dir: Path, domain_spec: str, config: RunConfig) -> None:
 @contextmanager
 def _exclusive(run_dir: Path) -> Iterator[None]:
     """One process per run directory: two would append to one archive."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:
@@ -109,8 +109,8 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
     domain_cls = resolve_domain_class(domain_spec)
     domain_config = config.domain_config(domain_cls.config_model)
     config = config.model_copy(update={"domain": domain_config.model_dump(mode="json")})
-    _bind_run_dir(run_dir, domain_spec, config)
     with _exclusive(run_dir), ExitStack() as stack:
+        _bind_run_dir(run_dir, domain_spec, config)  # under the lock: a refused run writes nothing
         domain = domain_cls(domain_config)
         llm = _EmbeddedOnDemand(stack, config)
         run = _open_services(stack, domain, config, run_dir, llm)

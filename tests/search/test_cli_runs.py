@@ -94,7 +94,7 @@ def _assert_complete(run_dir: Path, generations: int) -> None:
     assert all(r.status is Status.OK for r in records), [(r.slot, r.error) for r in records]
     ends = Counter(line.split()[1] for line in _log(run_dir) if line.startswith("end"))
     assert set(ends.values()) == {1}, ends  # no candidate evaluated twice
-    assert set(ends) == {r.id for r in records}
+    assert set(ends) == {r.code_id for r in records}  # evaluations are named by code id
     assert list((run_dir / "pending").iterdir()) == []
 
 

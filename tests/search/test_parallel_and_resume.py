@@ -152,6 +152,6 @@ def test_same_code_in_one_generation_is_archived_once_whatever_the_timing(tmp_pa
         assert [r.status for r in generated] == [Status.OK, Status.INVALID, Status.INVALID]
         assert all("candidate 0 of generation 1" in (r.error or "") for r in generated[1:])
         assert all(r.fitness is None for r in generated[1:])
-        assert len([e for e in runner.evaluations() if e == f"start {generated[0].id}"]) == 1  # evaluated once
+        assert len([e for e in runner.evaluations() if e == f"start {generated[0].code_id}"]) == 1  # evaluated once
         results.append([(r.slot, r.status, r.error) for r in run.records])
     assert results[0] == results[1] == results[2]

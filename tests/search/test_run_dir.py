@@ -50,6 +50,21 @@ def test_second_process_on_a_run_dir_is_refused(tmp_path: Path) -> None:
         os.close(fd)
 
 
+def test_a_refused_second_process_leaves_the_live_runs_config_alone(tmp_path: Path) -> None:
+    table = {"xs": [-2.0, -1.0, 0.0, 1.0, 3.0], "mode": "inprocess", "eval_delay_s": 0.0}
+    run_dir = _existing_run(tmp_path, table)
+    before = (run_dir / "config.json").read_bytes()
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(RunDirError, match="in use by another evobox process"):
+            run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1", search={"generations": 7}, domain=table), run_dir,
+                       stopper=Stopper())
+    finally:
+        os.close(fd)
+    assert (run_dir / "config.json").read_bytes() == before
+
+
 def test_cli_shows_bracketed_config_errors_verbatim(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

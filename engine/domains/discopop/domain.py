@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.domains.discopop import baselines, fitness, layers, plots, prompts, static
 from engine.domains.discopop.artifacts import ArtifactBuild, ArtifactError, ensure
+from engine.domains.discopop.mountable import mountable
 from engine.domains.discopop.config import DiscoPopConfig, Setting
 from engine.domains.discopop.dpbox.job import run_key
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
@@ -255,15 +256,16 @@ class DiscoPopDomain(Domain):
 
 
 def resolve_source(value: str, cache: Path, repo_type: str) -> Path:
-    """A local path as is; otherwise a hub id downloaded on the host (containers have no network)."""
+    """A local path, or a hub id downloaded on the host (containers have no network); either
+    made mountable (a hub snapshot's symlinks point outside it: mountable.py)."""
     path = Path(value).expanduser()
     if path.exists():
-        return path.resolve()
+        return mountable(path.resolve(), cache)
     try:
         from huggingface_hub import snapshot_download  # noqa: PLC0415 - only the GPU settings need it
     except ImportError:
         raise ArtifactError(f"{value!r} is not a local path, and huggingface_hub is not installed to fetch it") from None
-    return Path(snapshot_download(value, repo_type=repo_type, cache_dir=str(cache)))
+    return mountable(Path(snapshot_download(value, repo_type=repo_type, cache_dir=str(cache))), cache)
 
 
 def _read_json(out_dir: Path, name: str) -> dict[str, Any] | None:
