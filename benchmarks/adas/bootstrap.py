@@ -43,3 +43,13 @@ def bootstrap_fitness(scores: Sequence[float], *, seed: int = 0, resamples: int 
     low, median, high = np.percentile(means, [2.5, 50, 97.5]) * 100
     return BootstrapResult(low=float(low), high=float(high), median=float(median),
                            mean=float(values.mean() * 100), n=int(values.size))
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], *, seed: int = 0,
+                      resamples: int = 10_000) -> BootstrapResult:
+    """Bootstrap of mean(a) - mean(b) in percentage points, resampling questions (pairs), so the
+    difficulty both agents share cancels out. a[i] and b[i] are the scores of one question."""
+    first, second = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if first.shape != second.shape:
+        raise ValueError("paired scores need one score of each agent per question")
+    return bootstrap_fitness(first - second, seed=seed, resamples=resamples)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from engine.sandbox.limits import SandboxLimits
 from engine.search.candidate import Evaluation, Proposal
+from engine.search.stop import StopReason
 
 if TYPE_CHECKING:  # imported lazily so that engine.search does not need docker at import time
     from engine.llm.gateway import Gateway
@@ -116,3 +117,14 @@ class Domain(abc.ABC):
     def report_extras(self, archive: list[Mapping[str, Any]], out_dir: Path) -> list[Path]:
         """Optional domain plots for the run report (e.g. reward vs KL). Returns image paths."""
         return []
+
+    def after_search(self, run_dir: Path, **run_kwargs: Any) -> tuple[StopReason, str] | None:
+        """Work that follows a completed search, once its services are closed (ADAS: the best
+        agents on the test split). `run_kwargs` (stopper, observer, on_open) are for a nested
+        run. None: nothing to do; else how that work ended. Must be resumable: it runs again
+        on every resume of a completed run."""
+        return None
+
+    def report_lead(self, run_dir: Path) -> str:
+        """Optional HTML that opens the run report (ADAS: the test-split table and verdict)."""
+        return ""

@@ -1,6 +1,7 @@
 """`evobox report RUN_DIR`: one self-contained report.html (plots embedded as base64 PNG).
 
-Fitness over generations (every candidate, failures marked, best so far), LLM spend, the
+The domain's lead section first (ADAS: the test-split table and verdict), then fitness over
+generations (every candidate with its interval, failures marked, best so far), LLM spend, the
 archive as a table with each candidate's code, and any plots the domain adds.
 """
 
@@ -23,6 +24,7 @@ import structlog  # noqa: E402
 
 from engine.search.archive import Record, Usage, load_records  # noqa: E402
 from engine.search.candidate import Status  # noqa: E402
+from engine.search.domain import Domain  # noqa: E402
 
 log = structlog.get_logger()
 
@@ -34,11 +36,18 @@ def _x(record: Record) -> int:
 
 
 def fitness_plot(records: list[Record]) -> bytes:
-    """PNG: each candidate's fitness by generation, failures as red crosses, best so far as a step line."""
+    """PNG of fitness_figure."""
+    return _png(fitness_figure(records))
+
+
+def fitness_figure(records: list[Record]) -> plt.Figure:
+    """Each candidate's fitness by generation with its interval where the domain reports one,
+    failures as red crosses, best so far as a step line."""
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     scored = [r for r in records if r.status is Status.OK and r.fitness is not None]
     failed = [r for r in records if r not in scored]
     if scored:
+        _intervals(ax, scored)
         ax.scatter([_x(r) for r in scored], [r.fitness for r in scored], s=22, alpha=0.7, label="candidate")
         best, xs, ys = None, [], []
         for record in records:  # archive order = time order
@@ -58,7 +67,30 @@ def fitness_plot(records: list[Record]) -> bytes:
     ax.grid(alpha=0.3)
     if records:
         ax.legend(loc="best", fontsize=8)
-    return _png(fig)
+    return fig
+
+
+def interval(record: Record) -> tuple[float, float] | None:
+    """The candidate's confidence interval, when its domain reports one (`ci_low`/`ci_high` in
+    the fitness detail: ADAS's bootstrap interval around the median)."""
+    low, high = record.fitness_detail.get("ci_low"), record.fitness_detail.get("ci_high")
+    if isinstance(low, int | float) and isinstance(high, int | float) and low <= high:
+        return float(low), float(high)
+    return None
+
+
+def _intervals(ax: plt.Axes, scored: list[Record]) -> None:
+    """A vertical bar per candidate with an interval, slightly spread so that candidates of one
+    generation do not hide each other's bars."""
+    spread: Counter[int] = Counter()
+    for record in scored:
+        bounds = interval(record)
+        if bounds is None:
+            continue
+        x = _x(record) + 0.08 * spread[_x(record)]
+        spread[_x(record)] += 1
+        ax.vlines(x, *bounds, color="tab:blue", alpha=0.35, linewidth=2,
+                  label="95% interval" if sum(spread.values()) == 1 else None)
 
 
 def spend_plot(records: list[Record]) -> bytes:
@@ -107,14 +139,24 @@ def _row(record: Record) -> str:
             f"<pre>{html.escape(record.code)}</pre></details></td></tr>")
 
 
-def _domain_extras(run_dir: Path, records: list[Record]) -> list[tuple[str, bytes]]:
-    """The domain's own plots, if its package can be loaded here."""
+def _domain(run_dir: Path) -> Domain | None:
+    """The run's domain with its saved config, if its package can be loaded here."""
     from engine.config import load_saved_config  # noqa: PLC0415 - avoid import cycles at module load
     from engine.search.runner import resolve_domain_class, run_domain_spec  # noqa: PLC0415
 
     try:
         cls = resolve_domain_class(run_domain_spec(run_dir))
-        domain = cls(load_saved_config(run_dir).domain_config(cls.config_model))
+        return cls(load_saved_config(run_dir).domain_config(cls.config_model))
+    except Exception as exc:  # the report is still useful without the domain's parts
+        log.warning("report.domain_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _domain_extras(domain: Domain | None, records: list[Record]) -> list[tuple[str, bytes]]:
+    """The domain's own plots."""
+    if domain is None:
+        return []
+    try:
         with tempfile.TemporaryDirectory() as tmp:
             paths = domain.report_extras([r.model_dump(mode="json") for r in records], Path(tmp))
             return [(p.name, p.read_bytes()) for p in paths]
@@ -123,8 +165,19 @@ def _domain_extras(run_dir: Path, records: list[Record]) -> list[tuple[str, byte
         return []
 
 
-def render(run_dir: Path, records: list[Record], extras: list[tuple[str, bytes]]) -> str:
-    """The report as one HTML string."""
+def _domain_lead(domain: Domain | None, run_dir: Path) -> str:
+    """The domain's opening section (ADAS: the test split), or nothing."""
+    if domain is None:
+        return ""
+    try:
+        return domain.report_lead(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the rest of the report stands without it
+        log.warning("report.domain_lead_failed", error=f"{type(exc).__name__}: {exc}")
+        return f"<p>(the domain's summary could not be built: {html.escape(type(exc).__name__)}: {html.escape(str(exc))})</p>"
+
+
+def render(run_dir: Path, records: list[Record], extras: list[tuple[str, bytes]], lead: str = "") -> str:
+    """The report as one HTML string; `lead` (the domain's HTML) comes first, after the title."""
     total = Usage()
     for record in records:
         total = total + record.usage
@@ -149,6 +202,7 @@ def render(run_dir: Path, records: list[Record], extras: list[tuple[str, bytes]]
         f"({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))}). Best: "
         + (f"<b>{html.escape(best.name)}</b> {best.fitness:.4g} ({html.escape(best.fitness_text or '')})"
            if best else "none") + "</p>",
+        lead,
         "<h2>Fitness over generations</h2>", _img(fitness_plot(records), "fitness over generations"),
         "<h2>LLM spend</h2>",
         f"<p>{total.calls} calls, {total.prompt_tokens:,} prompt + {total.completion_tokens:,} completion tokens, "
@@ -168,6 +222,8 @@ def write_report(run_dir: Path) -> Path:
     """Write <run_dir>/report.html and return its path."""
     records = load_records(run_dir)
     target = run_dir / REPORT_NAME
-    target.write_text(render(run_dir, records, _domain_extras(run_dir, records)), encoding="utf-8")
+    domain = _domain(run_dir)
+    target.write_text(render(run_dir, records, _domain_extras(domain, records), _domain_lead(domain, run_dir)),
+                      encoding="utf-8")
     log.info("report.written", path=str(target))
     return target

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from pydantic import BaseModel
 
 from engine.config import ConfigError, RunConfig, load_saved_config, save_config
 from engine.domains import load_domain_class
@@ -59,6 +60,15 @@ def resolve_domain_class(spec: str) -> type[Domain]:
     return cls
 
 
+def run_id_of(run_dir: Path) -> str:
+    """The run's sandbox id (container labels, lock): the directory's name, after the names of
+    the runs it is nested in (ADAS's RUN_DIR/test, transfers), so that nested runs of two runs
+    never share an id, and a nested run never reaps another's containers."""
+    path = run_dir.resolve()
+    names = [path.name] + [parent.name for parent in path.parents if (parent / RUN_META).exists()]
+    return ".".join(reversed(names))[-128:].lstrip(".-_") or path.name
+
+
 def default_run_dir(domain_name: str) -> Path:
     return Path("runs") / f"{domain_name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -71,13 +81,15 @@ def run_domain_spec(run_dir: Path) -> str:
         raise RunDirError(f"{run_dir} is not an evobox run directory (no readable {RUN_META}: {exc})") from None
 
 
-def _bind_run_dir(run_dir: Path, domain_spec: str, config: RunConfig) -> None:
-    """Check that an existing run directory holds the same search, or start a new one."""
+def _bind_run_dir(run_dir: Path, domain_spec: str, config: RunConfig, domain_config: BaseModel) -> None:
+    """Check that an existing run directory holds the same search, or start a new one. The
+    [domain] tables are compared once validated: a setting added since the run started (with
+    its default) is not a different search."""
     if (run_dir / RUN_META).exists():
         previous = run_domain_spec(run_dir)
         if previous != domain_spec:
             raise RunDirError(f"{run_dir} holds a {previous!r} run, not {domain_spec!r}")
-        if load_saved_config(run_dir).domain != config.domain:
+        if load_saved_config(run_dir).domain_config(type(domain_config)) != domain_config:
             raise ConfigError(f"the [domain] table differs from the one {run_dir} was started with; "
                               "scores would not be comparable: use a new --run-dir")
     else:
@@ -109,20 +121,25 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
     domain_cls = resolve_domain_class(domain_spec)
     domain_config = config.domain_config(domain_cls.config_model)
     config = config.model_copy(update={"domain": domain_config.model_dump(mode="json")})
-    with _exclusive(run_dir), ExitStack() as stack:
-        _bind_run_dir(run_dir, domain_spec, config)  # under the lock: a refused run writes nothing
+    with _exclusive(run_dir):
+        _bind_run_dir(run_dir, domain_spec, config, domain_config)  # under the lock: a refused run writes nothing
         domain = domain_cls(domain_config)
-        llm = _EmbeddedOnDemand(stack, config)
-        run = _open_services(stack, domain, config, run_dir, llm)
-        if on_open:
-            on_open(run)
-        client = LLMClient(llm.endpoint_for(Role.META), config.llm.meta, config.llm.prices)
-        log.info("run.opened", run_id=run.run_id, domain=domain.name, model=client.endpoint.model,
-                 base_url=client.endpoint.base_url)
-        domain.prepare(run)
-        from engine.search.loop import Search  # noqa: PLC0415 - keeps `evobox --help` light
+        with ExitStack() as stack:
+            llm = _EmbeddedOnDemand(stack, config)
+            run = _open_services(stack, domain, config, run_dir, llm)
+            if on_open:
+                on_open(run)
+            client = LLMClient(llm.endpoint_for(Role.META), config.llm.meta, config.llm.prices)
+            log.info("run.opened", run_id=run.run_id, domain=domain.name, model=client.endpoint.model,
+                     base_url=client.endpoint.base_url)
+            domain.prepare(run)
+            from engine.search.loop import Search  # noqa: PLC0415 - keeps `evobox --help` light
 
-        reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer).run()
+            reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer).run()
+        if reason is StopReason.COMPLETED:  # e.g. ADAS's test split, with this run's services closed
+            after = domain.after_search(run_dir, stopper=stopper, observer=observer, on_open=on_open)
+            if after is not None:
+                reason, detail = after[0], f"{detail}; {after[1]}"
     report = None
     if write_report:
         from engine.search.report import write_report as render  # noqa: PLC0415 - matplotlib is slow to import
@@ -161,7 +178,7 @@ def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir:
     from engine.sandbox.images import ImageBuilder  # noqa: PLC0415 - docker only when a run starts
     from engine.sandbox.runner import Sandbox  # noqa: PLC0415
 
-    run_id = run_dir.resolve().name
+    run_id = run_id_of(run_dir)
     sandbox = Sandbox(run_id)  # reaps leftovers of this run's earlier, dead processes
     stack.callback(sandbox.close)
     images = ImageBuilder(progress=lambda line: log.info("images.progress", line=line))

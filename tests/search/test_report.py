@@ -62,3 +62,23 @@ def test_resume_refuses_a_directory_that_is_not_a_run(tmp_path) -> None:  # noqa
     result = CliRunner().invoke(app, ["resume", str(tmp_path)])
     assert result.exit_code == 2 and "not an evobox run directory" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fitness_plot_shows_each_candidates_interval() -> None:
+    from matplotlib.collections import LineCollection
+
+    from engine.search.archive import Record
+    from engine.search.candidate import Status
+    from engine.search.report import fitness_figure
+
+    def scored(index: int, generation: int | str, median: float, low: float, high: float) -> Record:
+        return Record(id=f"r{index}", name=f"n{index}", thought="", code=f"x = {index}", generation=generation,
+                      index=index, status=Status.OK, fitness=median,
+                      fitness_detail={"ci_low": low, "ci_high": high})
+
+    records = [scored(0, "initial", 40.0, 20.0, 60.0), scored(1, "initial", 50.0, 35.0, 65.0), scored(0, 1, 70.0, 55.0, 85.0)]
+    ax = fitness_figure(records).axes[0]
+    bars = [segment for collection in ax.collections if isinstance(collection, LineCollection)
+            for segment in collection.get_segments()]
+    assert sorted((round(s[0][1]), round(s[1][1])) for s in bars) == [(20, 60), (35, 65), (55, 85)]
+    assert len({round(s[0][0], 2) for s in bars}) == 3  # two candidates of one generation side by side

@@ -12,7 +12,7 @@ import pytest
 
 from engine.config import ConfigError, save_config
 from engine.search.runner import RunDirError, run_search
-from engine.search.stop import Stopper
+from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import toy_config
 
 DOMAIN = "tests.search.toy_domain:ToyDomain"
@@ -78,3 +78,17 @@ def test_cli_shows_bracketed_config_errors_verbatim(tmp_path: Path) -> None:
                                       "--no-progress"])
     assert result.exit_code == 2
     assert "the [domain] table differs" in result.output
+
+
+def test_a_domain_setting_added_since_the_run_started_is_not_another_search(tmp_path: Path) -> None:
+    """A run saved before a [domain] key existed resumes; the key takes its default."""
+    from engine.config import CONFIG_NAME
+
+    table = {"xs": [1.0, 2.0], "mode": "inprocess", "eval_delay_s": 0.0}
+    run_dir = _existing_run(tmp_path, table)
+    saved = json.loads((run_dir / CONFIG_NAME).read_text())
+    saved["domain"] = {"xs": [1.0, 2.0]}  # written by a version whose ToyConfig had only xs
+    (run_dir / CONFIG_NAME).write_text(json.dumps(saved))
+    config = toy_config("http://127.0.0.1:9/v1", domain=table, search={"generations": 0})
+    outcome = run_search(DOMAIN, config, run_dir, stopper=Stopper(), write_report=False)
+    assert outcome.reason is StopReason.COMPLETED, outcome.detail  # not "[domain] table differs"

@@ -17,6 +17,19 @@ class PromptStyle(str, enum.Enum):
     FULL = "full"  # adds worked wrong/right examples, as in the paper
 
 
+class FinalTestConfig(BaseModel):
+    """[domain.final_test]: when the search completes, the best agents and the best baseline,
+    chosen on the validation split, are evaluated on the held-out test split (the paper's
+    final numbers: validation-selected scores are biased upward)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Evaluate on the test split when the search completes.")
+    top_k: int = Field(1, ge=1, description="How many of the best discovered agents (by validation fitness).")
+    n_questions: int = Field(5, ge=0, description="First N test questions; 0 = the paper's whole test split. "
+                                                  "Default 5: cheap on the embedded model, wide intervals.")
+
+
 class AdasConfig(BaseModel):
     """Benchmark, evaluation sizes, in-container limits and per-candidate LLM budgets."""
 
@@ -39,6 +52,8 @@ class AdasConfig(BaseModel):
                                                        "baselines (transfer: `evobox adas evaluate`).")
     top_k: int = Field(3, ge=1, description="How many of agents_from's best agents to re-evaluate.")
     prompt_style: PromptStyle = Field(PromptStyle.COMPACT, description="compact or full meta prompt.")
+    final_test: FinalTestConfig = Field(default_factory=FinalTestConfig,
+                                        description="The end-of-run evaluation on the test split.")
 
     threads: int = Field(2, ge=1, le=128, description="Questions answered in parallel inside the container.")
     question_timeout_s: float = Field(300.0, gt=0, description="An unfinished question scores 0 after this.")

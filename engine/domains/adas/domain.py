@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 
 from benchmarks.adas import BootstrapResult, Task, bootstrap_fitness, load_tasks, spec_for
 from benchmarks.adas.registry import Benchmark
-from engine.domains.adas import prompts
+from engine.domains.adas import final_test, prompts
 from engine.domains.adas.baselines import baselines
 from engine.domains.adas.config import AdasConfig
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.search.stop import StopReason
 
 RUNTIME = "adas"
 LAYER_KIND = "adas-candidate"
@@ -120,6 +121,13 @@ class AdasDomain(Domain):
         prompt style, the baseline list or the container's CPU share)."""
         setting = self.config.model_dump(mode="json", include=EVALUATION_FIELDS)
         return json.dumps({"setting": setting, "agent_model": self._agent_model}, sort_keys=True)
+
+    def after_search(self, run_dir: Path, **run_kwargs: Any) -> tuple[StopReason, str] | None:
+        """The best agents and the best baseline on the test split (final_test.py)."""
+        return final_test.run_final_test(run_dir, self.config, **run_kwargs)
+
+    def report_lead(self, run_dir: Path) -> str:
+        return final_test.lead_html(run_dir, self.config)
 
     @classmethod
     def cli_commands(cls) -> Any:

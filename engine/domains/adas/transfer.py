@@ -16,6 +16,7 @@ import typer
 
 from benchmarks.adas import Benchmark, Split
 from engine.config import RunConfig, build_config, load_saved_config
+from engine.domains.adas.baselines import BaselineName
 from engine.search.archive import load_records
 from engine.search.candidate import Proposal, Status
 from engine.search.runner import RunOutcome, run_domain_spec, run_search
@@ -36,8 +37,10 @@ def best_agents(run_dir: Path, top_k: int) -> list[Proposal]:
 
 
 def transfer_config(run_dir: Path, benchmark: Benchmark, split: Split, *, model: str | None = None,
-                    top_k: int = 3, n_questions: int = 0, with_baselines: bool = True) -> RunConfig:
-    """The source run's config, pointed at another benchmark/split/model, with no generations."""
+                    top_k: int = 3, n_questions: int = 0, baselines: list[BaselineName] | None = None) -> RunConfig:
+    """The source run's config, pointed at another benchmark/split/model, with no generations.
+    `baselines`: None keeps the source run's. Every agent gets a number: an all-zero score is a
+    result here, not a failure to repair (min_accuracy 0), and no transfer runs a final test."""
     if run_domain_spec(run_dir) != DOMAIN:
         raise TransferError(f"{run_dir} is not an ADAS run")
     if not best_agents(run_dir, 1):
@@ -47,9 +50,10 @@ def transfer_config(run_dir: Path, benchmark: Benchmark, split: Split, *, model:
     if domain.get("benchmark") != benchmark.value:
         domain["source"] = None  # the source run's data path belongs to its own benchmark
     domain.update(benchmark=benchmark.value, split=split.value, n_questions=n_questions,
-                  agents_from=str(run_dir.resolve()), top_k=top_k)
-    if not with_baselines:
-        domain["baselines"] = []
+                  agents_from=str(run_dir.resolve()), top_k=top_k, min_accuracy=0.0,
+                  final_test={**domain.get("final_test", {}), "enabled": False})
+    if baselines is not None:
+        domain["baselines"] = [b.value for b in baselines]
     raw = source.model_dump(mode="json")
     raw["domain"] = domain
     return build_config(raw, {"search.generations": 0, "llm.agent.model": model})
@@ -61,13 +65,13 @@ def transfer_dir(run_dir: Path, benchmark: Benchmark, split: Split, model: str |
 
 
 def evaluate_run(run_dir: Path, benchmark: Benchmark, split: Split = Split.TEST, *, model: str | None = None,
-                 top_k: int = 3, n_questions: int = 0, with_baselines: bool = True,
-                 **run_kwargs: Any) -> RunOutcome:
-    """Re-evaluate RUN_DIR's best agents; returns the transfer run's outcome (report included).
-    `run_kwargs` go to run_search (stopper, observer, on_open)."""
+                 top_k: int = 3, n_questions: int = 0, baselines: list[BaselineName] | None = None,
+                 target: Path | None = None, **run_kwargs: Any) -> RunOutcome:
+    """Re-evaluate RUN_DIR's best agents in `target` (default: transfer_dir); returns the transfer
+    run's outcome (report included). `run_kwargs` go to run_search (stopper, observer, on_open)."""
     config = transfer_config(run_dir, benchmark, split, model=model, top_k=top_k, n_questions=n_questions,
-                             with_baselines=with_baselines)
-    return run_search(DOMAIN, config, transfer_dir(run_dir, benchmark, split, model), **run_kwargs)
+                             baselines=baselines)
+    return run_search(DOMAIN, config, target or transfer_dir(run_dir, benchmark, split, model), **run_kwargs)
 
 
 def evaluate_command(
@@ -92,7 +96,7 @@ def evaluate_command(
     evobox_logging.configure(console, level=log_level)
     try:
         config = transfer_config(run_dir, benchmark, split, model=model, top_k=top, n_questions=n_questions,
-                                 with_baselines=not no_baselines)
+                                 baselines=[] if no_baselines else None)
     except TransferError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
