@@ -75,5 +75,6 @@ def test_verdict_follows_the_paired_interval(tmp_path: Path, agent: list[float],
 
 
 def test_lead_says_when_the_test_split_was_not_run(tmp_path: Path) -> None:
-    assert "not run yet" in lead_html(tmp_path, AdasConfig())
+    assert "has not run yet" in lead_html(tmp_path, AdasConfig())
     assert "disabled" in lead_html(tmp_path, AdasConfig(final_test={"enabled": False}))
+    assert lead_html(tmp_path, AdasConfig(agents_from=str(tmp_path))) == ""  # a transfer report has no such lead

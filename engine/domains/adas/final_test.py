@@ -113,6 +113,8 @@ def run_final_test(run_dir: Path, config: AdasConfig, **run_kwargs: Any) -> tupl
     log.info("adas.final_test", agents=expected, questions=settings.n_questions or "all", run_dir=str(target))
     outcome = evaluate_run(run_dir, config.benchmark, Split.TEST, target=target, write_report=False, **kwargs,
                            **run_kwargs)  # type: ignore[arg-type]
+    if outcome.reason is StopReason.COMPLETED:
+        return outcome.reason, f"test split evaluated ({expected} agents, {target})"
     return outcome.reason, f"test split: {outcome.detail}"
 
 
@@ -158,11 +160,14 @@ def compare(rows: list[FinalRow], *, seed: int = 0, resamples: int = 10_000) -> 
 
 def lead_html(run_dir: Path, config: AdasConfig) -> str:
     """The report's first section: the test-split table and the verdict, or why there is none."""
+    if config.agents_from or config.split is Split.TEST:  # a transfer run is itself the evaluation
+        return ""
     rows = final_rows(run_dir)
     if not rows:
-        state = "disabled in [domain.final_test]" if not config.final_test.enabled else "not run yet (it runs when " \
-            "the search completes; `evobox resume` finishes it)"
-        return f"<h2>Test split</h2><p>The held-out test evaluation is {state}.</p>"
+        state = "is disabled in [domain.final_test]" if not config.final_test.enabled else (
+            "has not run yet: it runs when the search completes with a scored discovered agent "
+            "(`evobox resume` finishes it)")
+        return f"<h2>Test split</h2><p>The held-out test evaluation {state}.</p>"
     rows.sort(key=lambda r: (not r.discovered, -(r.validation.fitness if r.validation else 0.0)))
     comparison = compare(rows, seed=config.seed, resamples=config.bootstrap_resamples)
     parts = ["<h2>Test split (held out; agents chosen on validation)</h2>", _verdict_html(comparison),
