@@ -110,3 +110,13 @@ def test_server_refusing_seed_is_asked_again_without_it(toy: ToyRunner) -> None:
     assert [r.status for r in run.records[2:]] == [Status.OK, Status.OK]
     first_unseeded = has_seed.index(False)
     assert any(has_seed[:first_unseeded]) and not any(has_seed[first_unseeded:])  # never sent again
+
+
+def test_records_of_replies_without_code_have_ids_of_their_own(toy: ToyRunner) -> None:
+    """Ids are unique per record: unreadable replies and duplicates too (not the hash of "")."""
+    with ScriptedLLM(default="Sure! I would square x.") as llm:
+        run = toy(llm, search={"generations": 2, "candidates_per_generation": 2, "repair_rounds": 0})
+    generated = [r for r in run.records if r.generation != "initial"]
+    assert len(generated) == 4 and {r.code for r in generated} == {""}
+    assert len({r.id for r in run.records}) == len(run.records)
+    assert all(r.code_id is None for r in generated)
