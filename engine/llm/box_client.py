@@ -17,6 +17,9 @@ import openai
 DEFAULT_SOCKET = "/run/llm/gateway.sock"
 MODEL = os.environ.get("EVOBOX_LLM_MODEL", "")
 BASE_URL = "http://gateway/v1"  # the host name is ignored: every request goes through the socket
+# The gateway caps open connections per sandbox (64 by default) and answers more with 503: the
+# pool stays below it, so an agent with many threads queues here instead of being refused.
+MAX_CONNECTIONS = 32
 
 
 def client(*, timeout: float = 600.0, max_retries: int = 2) -> openai.OpenAI:
@@ -24,6 +27,7 @@ def client(*, timeout: float = 600.0, max_retries: int = 2) -> openai.OpenAI:
     token = os.environ.get("EVOBOX_LLM_TOKEN")
     if not token:
         raise RuntimeError("EVOBOX_LLM_TOKEN is not set: this sandbox was not granted LLM access")
-    transport = httpx.HTTPTransport(uds=os.environ.get("EVOBOX_LLM_SOCKET", DEFAULT_SOCKET))
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+    transport = httpx.HTTPTransport(uds=os.environ.get("EVOBOX_LLM_SOCKET", DEFAULT_SOCKET), limits=limits)
     return openai.OpenAI(base_url=BASE_URL, api_key=token, max_retries=max_retries,
                          http_client=httpx.Client(transport=transport, timeout=timeout))

@@ -130,6 +130,19 @@ class GatewayConfig(_Strict):
     default_max_tokens: int = Field(4096, gt=0, description="Completion cap for requests that set none (every call's "
                                                              "spend is bounded; also clamped to the grant's remaining tokens).")
     max_request_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    max_n: int = Field(8, ge=1, description="Most choices (`n`) one call may ask for; each is reserved in full.")
+    transcript_max_bytes: int = Field(32 * 1024 * 1024, ge=4096, description="Cap of one grant's transcript; "
+                                                                            "calls past it are served but not recorded.")
+    header_timeout_s: float = Field(10.0, gt=0, description="A request's line and headers must arrive within this "
+                                                            "(absolute: a slow drip does not extend it), else 408 and close.")
+    idle_timeout_s: float = Field(30.0, gt=0, description="A kept-alive connection with no next request is closed.")
+    body_timeout_s: float = Field(60.0, gt=0, description="A request body must arrive within this, else 408 and close.")
+    write_timeout_s: float = Field(30.0, gt=0, description="A client that does not read its reply is cut off.")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="Larger request heads get 431.")
+    max_connections: int = Field(512, ge=1, description="Open client connections across all candidates (more get "
+                                                        "503); also kept at most half the process's open-file limit.")
+    max_connections_per_peer: int = Field(64, ge=1, description="Open connections per peer uid (each concurrent "
+                                                                 "candidate runs as its own uid); more get 503.")
 
 
 class LLMConfig(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 
@@ -27,3 +28,24 @@ class LLMReplyError(LLMError):
         self.reason = reason
         self.raw_text = raw_text
         self.usage = usage  # what the unreadable call cost (engine.llm.usage.Usage), when known
+
+
+class RefusalKind(str, enum.Enum):
+    """The `type` of a gateway refusal, as an OpenAI-shaped error body carries it."""
+
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    PERMISSION = "permission_error"
+    BUDGET = "budget_exhausted"
+    UPSTREAM = "upstream_error"
+
+
+class Refusal(LLMError):
+    """The gateway's answer to a call it will not (or could not) serve; `message` is written for the
+    candidate and the LLM behind it, never copied from upstream. `retry` False adds
+    `x-should-retry: false` so the openai SDK gives up at once."""
+
+    def __init__(self, status: int, message: str, kind: RefusalKind, *, retry: bool = False,
+                 code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.retry, self.code = status, message, kind, retry, code

@@ -2,36 +2,50 @@
 
 Candidates have no network; the only way out is <socket_dir>/gateway.sock, bind-mounted
 read-only at /run/llm. Each candidate gets a grant: a bearer token minted here, with its own
-budget of calls and tokens and its own JSONL transcript. The gateway forwards to the upstream
-endpoint with the real key, which never leaves this process: it is not in any grant's
-environment, and it is scrubbed from every response and transcript line (an upstream error
-message may echo it).
+budget of calls and tokens and its own capped JSONL transcript; `with gateway.grant(...) as
+grant:` revokes it when the evaluation ends, however it ends. The gateway forwards to the
+upstream endpoint with the real key, which never leaves this process.
+
+Every candidate is treated as hostile; each protection lives in one module:
+
+- `httpserver.py`: the HTTP/1.1 server (h11 + asyncio) with header, body, idle and write
+  timeouts, head and body size caps, and per-uid and total connection caps (the uid read with
+  SO_PEERCRED). Starting the gateway raises the process's soft RLIMIT_NOFILE to its hard limit
+  and keeps the total connection cap at most half of it, so candidates cannot take the
+  descriptors the engine needs to run and remove containers.
+- `chatpolicy.py`: only an allow-list of request fields is forwarded (a request rebuilt from
+  them), `n` is bounded, and the prompt's tokens are bounded from above before forwarding.
+- here: budgets. A call reserves its prompt bound plus `n` x its completion limit, clamped to
+  what the grant has left (in-flight calls included), so a grant's token budget is a hard cap
+  within one call's rounding (the bound is bytes; the tokenizer's count replaces it after the
+  reply, and an upstream that reports no usage is charged the reservation). Spent budgets get
+  429 with `x-should-retry: false`, so the openai SDK does not retry.
+- `chatreply.py`: replies are rebuilt from known fields; upstream errors become a status and a
+  fixed category (never the upstream's text).
+- `secretguard.py`: a rebuilt reply that carries the key in any encoding a client could decode
+  is withheld (502).
+- `transcript.py`: the per-grant transcript is capped in bytes; refusals are one line without body.
 
 Model allow-list: the upstream model and `GatewayConfig.allowed_models` are forwarded as
 named; any other name is refused with 403 (policy `reject`, the default: a candidate cannot
-pick a pricier model) or served by the upstream model (policy `map`: code written for another
-model runs unchanged). A request without a model gets the upstream model.
-
-Budgets: a call is refused with 429 once the grant's calls or tokens are spent (with
-`x-should-retry: false`, so the openai SDK does not retry it). Completion tokens of each call
-are clamped to what remains of the grant's token budget (in-flight calls reserve theirs);
-prompt tokens are only known afterwards, so the last call may overshoot by its prompt.
-Streaming is not supported (400). The cache key is the request as the candidate sent it
-(model resolved, before budget clamping); cached replies count against the budget like fresh
-ones (reruns behave the same) but cost nothing.
+pick a pricier model) or served by the upstream model (policy `map`). A request without a
+model gets the upstream model. Streaming is not supported (400). The cache key is the request
+as forwarded before budget clamping; cached replies count against the budget like fresh ones
+(reruns behave the same) but cost nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
 import hashlib
 import json
 import os
+import resource
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,14 +53,15 @@ from typing import Any
 
 import httpx
 import structlog
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from engine.llm.chatpolicy import ChatRequest, parse_chat_request
+from engine.llm.chatreply import rebuild_reply, reported_usage, upstream_refusal
 from engine.llm.config import GatewayConfig, ModelPolicy, Price, default_prices
 from engine.llm.endpoint import Endpoint
+from engine.llm.errors import Refusal, RefusalKind
+from engine.llm.httpserver import HttpRequest, HttpResponse, ServerLimits, UnixHttpServer, error_response
+from engine.llm.secretguard import SecretGuard
+from engine.llm.transcript import Transcript
 from engine.llm.usage import Usage, call_usage
 from engine.sandbox.runner import Mount
 
@@ -57,28 +72,48 @@ CONTAINER_DIR = "/run/llm"
 TOKEN_ENV = "EVOBOX_LLM_TOKEN"
 MODEL_ENV = "EVOBOX_LLM_MODEL"
 SOCKET_ENV = "EVOBOX_LLM_SOCKET"
-_REDACTED = b"[redacted]"
 _MAX_UDS_PATH = 107
+_START_TIMEOUT_S = 15.0
 
 
 class GatewayError(Exception):
     """The gateway could not start, or was used after close."""
 
 
+class GatewayState(str, enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
 @dataclass
 class Grant:
-    """What a candidate's container needs to call the LLM: mount the socket dir, set the env."""
+    """What a candidate's container needs to call the LLM: mount the socket dir, set the env.
+
+    A context manager: leaving the `with` block revokes the token, so it dies with the evaluation
+    it was minted for whether that ends well, fails or raises."""
 
     token: str
     mount: Mount          # socket_dir -> /run/llm, read-only
     env: dict[str, str]   # EVOBOX_LLM_TOKEN, EVOBOX_LLM_MODEL, EVOBOX_LLM_SOCKET
     candidate_id: str = ""
+    _revoke: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def revoke(self) -> None:
+        if self._revoke is not None:
+            self._revoke(self.token)
+
+    def __enter__(self) -> Grant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.revoke()
 
 
 @dataclass
 class _GrantState:
     candidate_id: str
-    transcript: Path
+    transcript: Transcript
     max_calls: int
     max_tokens: int
     usage: Usage = field(default_factory=Usage)
@@ -86,19 +121,6 @@ class _GrantState:
     reserved_tokens: int = 0
     revoked: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _Reject(Exception):
-    """An HTTP error answer with a reason the candidate (and the LLM behind it) can read."""
-
-    def __init__(self, status: int, message: str, kind: str, *, retry: bool = True):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.retry = status, message, kind, retry
-
-    def response(self) -> JSONResponse:
-        headers = {} if self.retry else {"x-should-retry": "false"}
-        return JSONResponse({"error": {"message": self.message, "type": self.kind, "code": self.status}},
-                            status_code=self.status, headers=headers)
 
 
 class Gateway:
@@ -112,10 +134,13 @@ class Gateway:
         self.prices = dict(default_prices() if prices is None else prices)
         self._grants: dict[str, _GrantState] = {}
         self._lock = threading.Lock()
-        self._state = "new"
-        self._server: uvicorn.Server | None = None
+        self._state = GatewayState.NEW
         self._thread: threading.Thread | None = None
-        self._secret = upstream.api_key.encode() if len(upstream.api_key) >= 8 else b""
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._guard = SecretGuard(upstream.api_key)
         self._allowed = [upstream.model, *[m for m in self.config.allowed_models if m != upstream.model]]
         self._in_flight = 0
         self._peak = 0
@@ -128,62 +153,88 @@ class Gateway:
         return self.socket_dir / SOCKET_NAME
 
     def __enter__(self) -> Gateway:
-        if self._state != "new":
-            raise GatewayError(f"gateway is {self._state}; a Gateway is usable once, create a new one")
+        if self._state is not GatewayState.NEW:
+            raise GatewayError(f"gateway is {self._state.value}; a Gateway is usable once, create a new one")
         if len(str(self.socket_path)) > _MAX_UDS_PATH:
             raise GatewayError(f"socket path too long for a unix socket ({len(str(self.socket_path))} > "
                                f"{_MAX_UDS_PATH} bytes): {self.socket_path}")
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.chmod(0o755)  # uid 65534 in the container must traverse it
+        self.socket_dir.chmod(0o755)  # a non-root uid in the container must traverse it
         self.socket_path.unlink(missing_ok=True)
-        self._state = "running"
-        config = uvicorn.Config(self._app(), uds=str(self.socket_path), log_level="warning", access_log=False,
-                                lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="evobox-llm-gateway", daemon=True)
+        self._state = GatewayState.RUNNING
+        self._thread = threading.Thread(target=self._run, args=(self._server_limits(),), name="evobox-llm-gateway",
+                                        daemon=True)
         self._thread.start()
-        self._wait_started()
-        os.chmod(self.socket_path, 0o666)  # any uid may connect; the token is the identity
+        if not self._started.wait(_START_TIMEOUT_S) or self._failure is not None:
+            self.close()
+            raise GatewayError(f"gateway did not start on {self.socket_path}: {self._failure!r}")
         log.info("llm.gateway.started", socket=str(self.socket_path), upstream=self.upstream.base_url,
                  model=self.upstream.model)
         return self
-
-    def _wait_started(self) -> None:
-        assert self._server and self._thread
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.close()
-                raise GatewayError(f"gateway did not start on {self.socket_path}")
-            time.sleep(0.005)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        """Stop serving (graceful, then forced, each bounded) and remove the socket. Idempotent."""
-        if self._state == "closed":
+        """Stop serving (open connections are closed, in-flight calls cancelled) and remove the socket.
+        Idempotent."""
+        if self._state is GatewayState.CLOSED:
             return
-        self._state = "closed"
-        if self._server and self._thread:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
+        self._state = GatewayState.CLOSED
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=15)
         self.socket_path.unlink(missing_ok=True)
+
+    def _server_limits(self) -> ServerLimits:
+        """The HTTP server's limits; the total connection cap stays under half the open-file limit."""
+        c = self.config
+        room = _raise_nofile_limit() // 2
+        if c.max_connections > room:
+            log.warning("llm.gateway.connections_capped", configured=c.max_connections, cap=room,
+                        reason="half of RLIMIT_NOFILE is kept for the engine")
+        return ServerLimits(header_timeout_s=c.header_timeout_s, idle_timeout_s=c.idle_timeout_s,
+                            body_timeout_s=c.body_timeout_s, write_timeout_s=c.write_timeout_s,
+                            max_header_bytes=c.max_header_bytes, max_body_bytes=c.max_request_bytes,
+                            max_connections=min(c.max_connections, room),
+                            max_connections_per_peer=c.max_connections_per_peer)
+
+    def _run(self, limits: ServerLimits) -> None:
+        try:
+            asyncio.run(self._serve(limits))
+        except BaseException as exc:  # reported by __enter__ when it happens at start
+            self._failure = exc
+            log.error("llm.gateway.crashed", error=repr(exc))
+        finally:
+            self._started.set()
+
+    async def _serve(self, limits: ServerLimits) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        pool = httpx.Limits(max_connections=self.config.max_concurrency,
+                            max_keepalive_connections=self.config.max_concurrency)
+        async with httpx.AsyncClient(timeout=self.config.upstream_timeout_s, limits=pool) as http:
+            self._http = http
+            server = UnixHttpServer(self._handle, limits)
+            await server.start(self.socket_path)
+            self._started.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await server.close()
 
     # ---- grants ----------------------------------------------------------------------------
     def grant(self, candidate_id: str, *, transcript: Path, max_calls: int, max_tokens: int) -> Grant:
-        """Mint a token for one candidate with its budget; calls are logged to `transcript` (JSONL)."""
-        if self._state == "closed":
+        """Mint a token for one candidate with its budget; calls are logged to `transcript` (JSONL).
+        Use it as a context manager (`with gw.grant(...) as grant:`) so it is revoked at the end."""
+        if self._state is GatewayState.CLOSED:
             raise GatewayError("gateway is closed")
         token = "evobox-" + secrets.token_urlsafe(24)
-        transcript.parent.mkdir(parents=True, exist_ok=True)
+        record = Transcript(Path(transcript), self.config.transcript_max_bytes)
         with self._lock:
-            self._grants[token] = _GrantState(candidate_id, Path(transcript), max_calls, max_tokens)
+            self._grants[token] = _GrantState(candidate_id, record, max_calls, max_tokens)
         env = {TOKEN_ENV: token, MODEL_ENV: self.upstream.model, SOCKET_ENV: f"{CONTAINER_DIR}/{SOCKET_NAME}"}
-        return Grant(token, Mount(self.socket_dir, CONTAINER_DIR, read_only=True), env, candidate_id)
+        return Grant(token, Mount(self.socket_dir, CONTAINER_DIR, read_only=True), env, candidate_id, self.revoke)
 
     def usage(self, token: str) -> Usage:
         """Calls and tokens the grant used so far, and their cost (cached replies cost 0)."""
@@ -208,148 +259,116 @@ class Gateway:
         return state
 
     # ---- HTTP ------------------------------------------------------------------------------
-    def _app(self) -> Starlette:
-        @contextlib.asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
-            limits = httpx.Limits(max_connections=self.config.max_concurrency,
-                                  max_keepalive_connections=self.config.max_concurrency)
-            async with httpx.AsyncClient(timeout=self.config.upstream_timeout_s, limits=limits) as http:
-                self._http = http
-                yield
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        route = (request.method, request.path)
+        if route == ("POST", "/v1/chat/completions"):
+            return await self._chat(request)
+        if route == ("GET", "/v1/models"):
+            return self._models(request)
+        return error_response(404, f"no route {request.method} {request.path[:100]}: the gateway serves "
+                                   "POST /v1/chat/completions and GET /v1/models")
 
-        return Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                                 Route("/v1/models", self._models, methods=["GET"])], lifespan=lifespan)
-
-    def _authorize(self, request: Request) -> _GrantState:
+    def _authorize(self, request: HttpRequest) -> _GrantState:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         with self._lock:
             state = self._grants.get(token.strip()) if scheme.lower() == "bearer" else None
         if state is None:
-            raise _Reject(401, "missing or unknown bearer token (use evobox_llm.client())", "authentication_error",
-                          retry=False)
+            raise Refusal(401, "missing or unknown bearer token (use evobox_llm.client())", RefusalKind.AUTHENTICATION)
         if state.revoked:
-            raise _Reject(403, "this candidate's LLM access has ended", "permission_error", retry=False)
+            raise Refusal(403, "this candidate's LLM access has ended", RefusalKind.PERMISSION)
         return state
 
-    async def _models(self, request: Request) -> Response:
+    def _models(self, request: HttpRequest) -> HttpResponse:
         try:
             self._authorize(request)
-        except _Reject as rej:
-            return rej.response()
-        return JSONResponse({"object": "list",
-                             "data": [{"id": m, "object": "model", "owned_by": "evobox"} for m in self._allowed]})
+        except Refusal as rej:
+            return _refusal_response(rej)
+        models = {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "evobox"} for m in self._allowed]}
+        return HttpResponse(200, json.dumps(models).encode())
 
-    async def _chat(self, request: Request) -> Response:
+    async def _chat(self, request: HttpRequest) -> HttpResponse:
         try:
             state = self._authorize(request)
-        except _Reject as rej:
-            log.warning("llm.gateway.unauthorized")
-            return rej.response()
+        except Refusal as rej:
+            log.warning("llm.gateway.unauthorized", status=rej.status, peer_uid=request.peer_uid)
+            return _refusal_response(rej)
         started = time.perf_counter()
-        body: dict[str, Any] | None = None
         reserved = 0
         try:
-            body = await self._read_body(request)
-            cache_key = self._cache_key(body)  # before budget clamping: a rerun hits whatever its budget
-            reserved = self._reserve(state, body)
-            return await self._serve(state, body, cache_key, started)
-        except _Reject as rej:
-            self._record(state, status=rej.status, body=body, error=rej.message, started=started)
-            return rej.response()
+            chat = parse_chat_request(request.body, max_n=self.config.max_n,
+                                      default_max_tokens=self.config.default_max_tokens)
+            self._resolve_model(chat.body)
+            cache_key = self._cache_key(chat.body)  # before budget clamping: a rerun hits whatever its budget
+            reserved = self._reserve(state, chat)
+            reply, usage, cached = await self._complete(state, chat, cache_key)
+        except Refusal as rej:
+            self._record_refusal(state, rej, started)
+            return _refusal_response(rej)
         finally:
             if reserved:
                 with state.lock:
                     state.reserved_tokens -= reserved
+        state.transcript.append({**_stamp(state, 200, started), "cached": cached, "request": chat.body,
+                                 "reply": reply, "usage": vars(usage)})
+        return HttpResponse(200, json.dumps(reply).encode())
 
-    async def _read_body(self, request: Request) -> dict[str, Any]:
-        limit = self.config.max_request_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise _Reject(413, f"request body of {int(declared):,} bytes exceeds the gateway limit of {limit:,}",
-                          "invalid_request_error", retry=False)
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > limit:
-                raise _Reject(413, f"request body exceeds the gateway limit of {limit:,} bytes",
-                              "invalid_request_error", retry=False)
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Reject(400, f"request body is not valid JSON: {exc}", "invalid_request_error",
-                          retry=False) from None
-        except RecursionError:
-            raise _Reject(400, "request body is nested too deeply", "invalid_request_error", retry=False) from None
-        self._validate(body)
-        return body
-
-    def _validate(self, body: Any) -> None:
-        def bad(reason: str) -> _Reject:
-            return _Reject(400, reason, "invalid_request_error", retry=False)
-
-        if not isinstance(body, dict):
-            raise bad("request body must be a JSON object")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise bad("'messages' must be a non-empty list")
-        for i, message in enumerate(messages):
-            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise bad(f"messages[{i}] must be an object with a string 'role'")
-        if body.get("stream"):
-            raise bad("streaming is not supported by the evobox gateway; set stream=false")
-        for key in ("max_tokens", "max_completion_tokens", "n"):
-            value = body.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise bad(f"'{key}' must be a positive integer")
+    def _resolve_model(self, body: dict[str, Any]) -> None:
         model = body.get("model")
         if model is None:
             body["model"] = self.upstream.model
-        elif not isinstance(model, str):
-            raise bad("'model' must be a string")
         elif model not in self._allowed:
             if self.config.model_policy is ModelPolicy.REJECT:
-                raise _Reject(403, f"model {model!r} is not allowed here; allowed: {', '.join(self._allowed)}",
-                              "permission_error", retry=False)
+                raise Refusal(403, f"model {model!r} is not allowed here; allowed: {', '.join(self._allowed)}",
+                              RefusalKind.PERMISSION)
             body["model"] = self.upstream.model
 
-    def _reserve(self, state: _GrantState, body: dict[str, Any]) -> int:
-        """Take one call from the budget and reserve completion tokens; clamp the request to them."""
+    def _reserve(self, state: _GrantState, chat: ChatRequest) -> int:
+        """Take one call from the budget and reserve prompt bound + n x completion limit, the
+        completion limit clamped to what the grant has left."""
         with state.lock:
             if state.calls_started >= state.max_calls:
-                raise _Reject(429, f"LLM call budget spent: {state.calls_started} of {state.max_calls} calls used "
-                                   f"by this candidate", "budget_exhausted", retry=False)
+                raise Refusal(429, f"LLM call budget spent: {state.calls_started} of {state.max_calls} calls used "
+                                   "by this candidate", RefusalKind.BUDGET)
             left = state.max_tokens - state.usage.total_tokens - state.reserved_tokens
             if left <= 0:
-                raise _Reject(429, f"LLM token budget spent: {state.usage.total_tokens:,} of {state.max_tokens:,} "
-                                   "tokens used by this candidate", "budget_exhausted", retry=False)
-            keys = [k for k in ("max_completion_tokens", "max_tokens") if body.get(k)] or ["max_tokens"]
-            want = min(min(body.get(k) or self.config.default_max_tokens for k in keys), left)
-            body.update({k: want for k in keys})
-            reserved = want * int(body.get("n") or 1)
+                raise Refusal(429, f"LLM token budget spent: {state.usage.total_tokens:,} of {state.max_tokens:,} "
+                                   "tokens used by this candidate", RefusalKind.BUDGET)
+            completion = min(chat.completion_cap, (left - chat.prompt_bound) // chat.n)
+            if completion < 1:
+                raise Refusal(429, f"LLM token budget: this prompt may take up to {chat.prompt_bound:,} tokens "
+                                   f"(counted as UTF-8 bytes) and {left:,} of {state.max_tokens:,} are left for "
+                                   "this candidate (calls in flight included): send shorter inputs",
+                              RefusalKind.BUDGET)
+            reserved = chat.clamp(completion)
             state.calls_started += 1
             state.reserved_tokens += reserved
             return reserved
 
-    async def _serve(self, state: _GrantState, body: dict[str, Any], cache_key: str | None,
-                     started: float) -> Response:
-        raw = self._cache_get(cache_key)
-        cached = raw is not None
-        status = 200
-        if raw is None:
-            status, raw = await self._forward(body)
-        reply = _json_or_none(raw)
-        if status != 200:
-            raise self._upstream_error(status, reply)
-        if not isinstance(reply, dict):
-            raise _Reject(502, "upstream returned a reply that is not a JSON object", "upstream_error")
-        usage = self._account(state, body["model"], reply, cached)
+    async def _complete(self, state: _GrantState, chat: ChatRequest,
+                        cache_key: str | None) -> tuple[dict[str, Any], Usage, bool]:
+        """The rebuilt reply, what it cost, whether it came from the cache. Tokens the upstream spent
+        are charged even when the reply is then withheld."""
+        upstream_reply = self._cache_get(cache_key)
+        cached = upstream_reply is not None
+        if upstream_reply is None:
+            status, upstream_reply = await self._forward(chat.body)
+            if status != 200:
+                raise upstream_refusal(status, upstream_reply)
+        prompt, completion = reported_usage(upstream_reply)
+        completion_limit = max(chat.body.get(key, 0) for key in chat.completion_keys)
+        prompt = chat.prompt_bound if prompt is None else prompt  # no usage reported: charge the reservation
+        completion = chat.n * completion_limit if completion is None else completion
+        reply = rebuild_reply(upstream_reply, chat.body["model"], prompt, completion)
+        usage = self._account(state, chat.body["model"], prompt, completion, cached)
+        if self._leaks(reply):
+            log.warning("llm.gateway.key_withheld", candidate=state.candidate_id)
+            raise Refusal(502, "the upstream reply was withheld: it contained the gateway's credentials",
+                          RefusalKind.UPSTREAM)
         if not cached:
-            self._cache_put(cache_key, raw)
-        self._record(state, status=200, body=body, reply=reply, usage=usage, cached=cached, started=started)
-        return Response(raw, media_type="application/json")
+            self._cache_put(cache_key, reply)
+        return reply, usage, cached
 
-    async def _forward(self, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def _forward(self, body: dict[str, Any]) -> tuple[int, Any]:
         assert self._semaphore is not None and self._http is not None
         url = self.upstream.base_url.rstrip("/") + "/chat/completions"
         headers = {"authorization": f"Bearer {self.upstream.api_key}", "content-type": "application/json"}
@@ -359,29 +378,16 @@ class Gateway:
             try:
                 response = await self._http.post(url, content=json.dumps(body).encode(), headers=headers)
             except httpx.TimeoutException:
-                raise _Reject(504, f"upstream LLM timed out after {self.config.upstream_timeout_s:.0f}s",
-                              "upstream_error") from None
+                raise Refusal(504, f"upstream LLM timed out after {self.config.upstream_timeout_s:.0f}s",
+                              RefusalKind.UPSTREAM, retry=True) from None
             except httpx.HTTPError as exc:
-                raise _Reject(502, f"upstream LLM unreachable ({type(exc).__name__})", "upstream_error") from None
+                raise Refusal(502, f"upstream LLM unreachable ({type(exc).__name__})", RefusalKind.UPSTREAM,
+                              retry=True) from None
             finally:
                 self._in_flight -= 1
-        return response.status_code, self._scrub(response.content)
+        return response.status_code, _json_or_none(response.content)
 
-    def _upstream_error(self, status: int, reply: Any) -> _Reject:
-        if status in (401, 403):
-            return _Reject(502, f"upstream refused the gateway's credentials (HTTP {status})", "upstream_error",
-                           retry=False)
-        message = ""
-        if isinstance(reply, dict):
-            inner = reply.get("error", reply)
-            message = str(inner.get("message", "")) if isinstance(inner, dict) else str(inner)
-        return _Reject(status if 400 <= status < 600 else 502, f"upstream LLM error (HTTP {status}): {message[:500]}",
-                       "upstream_error", retry=status == 429 or status >= 500)
-
-    def _account(self, state: _GrantState, model: str, reply: dict[str, Any], cached: bool) -> Usage:
-        tokens = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
-        prompt = _count(tokens.get("prompt_tokens"))
-        completion = _count(tokens.get("completion_tokens"))
+    def _account(self, state: _GrantState, model: str, prompt: int, completion: int, cached: bool) -> Usage:
         usage = call_usage(model, prompt, completion, self.prices)
         if cached:
             usage.cost_usd = 0.0
@@ -389,8 +395,8 @@ class Gateway:
             state.usage = state.usage + usage
         return usage
 
-    def _scrub(self, raw: bytes) -> bytes:
-        return raw.replace(self._secret, _REDACTED) if self._secret and self._secret in raw else raw
+    def _leaks(self, reply: dict[str, Any]) -> bool:
+        return bool(self._guard) and any(self._guard.leaks(text) for text in _strings(reply))
 
     # ---- cache and transcript --------------------------------------------------------------
     def _cache_key(self, body: dict[str, Any]) -> str | None:
@@ -404,34 +410,61 @@ class Gateway:
         assert self.config.cache_dir is not None
         return self.config.cache_dir / key[:2] / f"{key}.json"
 
-    def _cache_get(self, key: str | None) -> bytes | None:
+    def _cache_get(self, key: str | None) -> Any:
         if key is None:
             return None
         try:
-            return self._cache_file(key).read_bytes()
+            return _json_or_none(self._cache_file(key).read_bytes())
         except FileNotFoundError:
             return None
 
-    def _cache_put(self, key: str | None, raw: bytes) -> None:
+    def _cache_put(self, key: str | None, reply: dict[str, Any]) -> None:
+        """Stores the rebuilt reply (never upstream bytes); replayed through the same rebuild and checks."""
         if key is None:
             return
         path = self._cache_file(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-        tmp.write_bytes(raw)
+        tmp.write_bytes(json.dumps(reply).encode())
         os.replace(tmp, path)  # atomic: a concurrent reader sees the whole reply or none
 
-    def _record(self, state: _GrantState, *, status: int, body: dict[str, Any] | None, started: float,
-                reply: dict[str, Any] | None = None, usage: Usage | None = None, error: str | None = None,
-                cached: bool = False) -> None:
-        """Append one line to the grant's transcript: the request (never headers), the reply or error."""
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                 "candidate": state.candidate_id, "status": status, "cached": cached,
-                 "duration_s": round(time.perf_counter() - started, 4), "request": body,
-                 "reply": reply, "error": error, "usage": vars(usage) if usage else None}
-        line = self._scrub(json.dumps(entry, default=str).encode()) + b"\n"
-        with state.lock, state.transcript.open("ab") as fh:
-            fh.write(line)
+    def _record_refusal(self, state: _GrantState, refusal: Refusal, started: float) -> None:
+        """One short line, never the request: a refused body is whatever a hostile candidate sent."""
+        state.transcript.append({**_stamp(state, refusal.status, started), "error": refusal.message[:300]})
+
+
+def _stamp(state: _GrantState, status: int, started: float) -> dict[str, Any]:
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "candidate": state.candidate_id,
+            "status": status, "duration_s": round(time.perf_counter() - started, 4)}
+
+
+def _refusal_response(refusal: Refusal) -> HttpResponse:
+    return error_response(refusal.status, refusal.message, kind=refusal.kind.value, retry=refusal.retry,
+                          code=refusal.code)
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value (keys included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *_strings(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def _raise_nofile_limit() -> int:
+    """Raise the soft open-file limit to the hard one (the engine's own descriptors must not be what
+    candidates' connections use up); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("llm.gateway.nofile_not_raised", soft=soft, hard=hard, error=str(exc))
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -439,7 +472,3 @@ def _json_or_none(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

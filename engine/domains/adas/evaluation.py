@@ -98,14 +98,15 @@ class CandidateRun:
         c, run = self.config, self.ctx.run
         if run.gateway is None:
             raise RuntimeError("the ADAS domain needs the LLM gateway (needs_gateway=True)")
-        grant = run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
-                                  max_calls=c.max_llm_calls, max_tokens=c.max_llm_tokens)
         limits = self._limits(c.harness_deadline_s(questions) + STARTUP_S)
         out_dir = self.dir / "out"
         out_dir.mkdir(parents=True, exist_ok=True)
-        result = run.sandbox.run(image, [*HARNESS, "evaluate"], limits=limits, in_dir=in_dir, out_dir=out_dir,
-                                 mounts=[grant.mount], env=grant.env, labels=self.labels,
-                                 name=f"evobox-{run.run_id}-{self.ctx.candidate_id}-eval")
+        # the grant is revoked when the block ends, however it ends: its token dies with this evaluation
+        with run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
+                               max_calls=c.max_llm_calls, max_tokens=c.max_llm_tokens) as grant:
+            result = run.sandbox.run(image, [*HARNESS, "evaluate"], limits=limits, in_dir=in_dir, out_dir=out_dir,
+                                     mounts=[grant.mount], env=grant.env, labels=self.labels,
+                                     name=f"evobox-{run.run_id}-{self.ctx.candidate_id}-eval")
         (self.dir / "evaluate.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
         usage = run.gateway.usage(grant.token)
         self.usage = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
