@@ -194,6 +194,9 @@ class _Connection:
         head = await self._next(loop.time() + self.limits.header_timeout_s, 408, "request headers not complete in time")
         if not isinstance(head, h11.Request):
             raise _Closed
+        # h11 caps only a head still incomplete in its buffer; one that arrived whole is measured here
+        if len(head.target) + sum(len(k) + len(v) + 4 for k, v in head.headers) > self.limits.max_header_bytes:
+            await self._fail(431, "request headers too large")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limits.max_body_bytes:

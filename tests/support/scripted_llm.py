@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 
@@ -28,6 +28,7 @@ class Reply:
     prompt_tokens: int = 10
     completion_tokens: int = 5
     delay_s: float = 0.0
+    raw: bytes | None = None  # sent verbatim as the body (with `status`), e.g. JSON with \u escapes
 
 
 Step = str | Reply | Callable[[dict[str, Any]], "str | Reply"]
@@ -65,12 +66,14 @@ class ScriptedLLM:
             step = step(body)
         return Reply(content=step) if isinstance(step, str) else step
 
-    async def _chat(self, request: Request) -> JSONResponse:
+    async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.headers.append(dict(request.headers))
         reply = self._next_step(body)
         if reply.delay_s:
             time.sleep(reply.delay_s)
+        if reply.raw is not None:
+            return Response(reply.raw, status_code=reply.status, media_type="application/json")
         if reply.status != 200:
             return JSONResponse({"error": {"message": reply.content or "scripted error", "type": "scripted"}},
                                 status_code=reply.status)
