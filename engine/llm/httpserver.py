@@ -139,8 +139,8 @@ class UnixHttpServer:
         self._tasks.add(task)
         try:
             await _Connection(self, reader, writer, uid).serve()
-        except (_Closed, ConnectionError, asyncio.CancelledError):
-            pass
+        except (_Closed, ConnectionError, asyncio.TimeoutError, h11.LocalProtocolError, asyncio.CancelledError):
+            pass  # the client left, stalled on its reply, or broke HTTP: the connection just ends
         finally:
             self._tasks.discard(task)
             self.per_peer[uid] -= 1
@@ -181,7 +181,11 @@ class _Connection:
         while True:
             request = await self._read_request(first)
             first = False
-            response = await self.server.handler(request)
+            try:
+                response = await self.server.handler(request)
+            except Exception:  # a bug in the handler must cost one request, never the server
+                log.exception("llm.gateway.handler_failed", path=request.path)
+                response = error_response(500, "internal gateway error", kind="server_error", retry=True)
             await self._send(response)
             if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return
