@@ -20,6 +20,8 @@ Every candidate is treated as hostile; each protection lives in one module:
   within one call's rounding (the bound is bytes; the tokenizer's count replaces it after the
   reply, and an upstream that reports no usage is charged the reservation). Spent budgets get
   429 with `x-should-retry: false`, so the openai SDK does not retry.
+- `fairslots.py`: `max_concurrency` upstream calls in flight, handed out round robin between
+  grants, so a candidate queueing many calls does not delay another's by more than one turn.
 - `chatreply.py`: replies are rebuilt from known fields; upstream errors become a status and a
   fixed category (never the upstream's text).
 - `secretguard.py`: a rebuilt reply that carries the key in any encoding a client could decode
@@ -59,6 +61,7 @@ from engine.llm.chatreply import rebuild_reply, reported_usage, upstream_refusal
 from engine.llm.config import GatewayConfig, ModelPolicy, Price, default_prices
 from engine.llm.endpoint import Endpoint
 from engine.llm.errors import Refusal, RefusalKind
+from engine.llm.fairslots import FairSlots
 from engine.llm.httpserver import HttpRequest, HttpResponse, ServerLimits, UnixHttpServer, error_response
 from engine.llm.secretguard import SecretGuard
 from engine.llm.transcript import Transcript
@@ -144,7 +147,7 @@ class Gateway:
         self._allowed = [upstream.model, *[m for m in self.config.allowed_models if m != upstream.model]]
         self._in_flight = 0
         self._peak = 0
-        self._semaphore: asyncio.Semaphore | None = None
+        self._slots: FairSlots | None = None
         self._http: httpx.AsyncClient | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -210,7 +213,7 @@ class Gateway:
 
     async def _serve(self, limits: ServerLimits) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        self._slots = FairSlots(self.config.max_concurrency)
         pool = httpx.Limits(max_connections=self.config.max_concurrency,
                             max_keepalive_connections=self.config.max_concurrency)
         async with httpx.AsyncClient(timeout=self.config.upstream_timeout_s, limits=pool) as http:
@@ -351,7 +354,7 @@ class Gateway:
         upstream_reply = self._cache_get(cache_key)
         cached = upstream_reply is not None
         if upstream_reply is None:
-            status, upstream_reply = await self._forward(chat.body)
+            status, upstream_reply = await self._forward(chat.body, state)
             if status != 200:
                 raise upstream_refusal(status, upstream_reply)
         prompt, completion = reported_usage(upstream_reply)
@@ -368,11 +371,11 @@ class Gateway:
             self._cache_put(cache_key, reply)
         return reply, usage, cached
 
-    async def _forward(self, body: dict[str, Any]) -> tuple[int, Any]:
-        assert self._semaphore is not None and self._http is not None
+    async def _forward(self, body: dict[str, Any], state: _GrantState) -> tuple[int, Any]:
+        assert self._slots is not None and self._http is not None
         url = self.upstream.base_url.rstrip("/") + "/chat/completions"
         headers = {"authorization": f"Bearer {self.upstream.api_key}", "content-type": "application/json"}
-        async with self._semaphore:
+        async with self._slots.slot(id(state)):  # fair between grants: one cannot queue ahead of all others
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
             try:

@@ -246,3 +246,29 @@ def test_gateway_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="max_connections_per_uid"):
         GatewayConfig(max_connections_per_uid=3)
 
+
+
+def test_a_candidate_queueing_many_calls_delays_another_by_one_turn_at_most(upstream, tmp_path):
+    """One upstream slot; the hog queues 12 slow calls; the other candidate's call is served within a
+    turn or two of its arrival (a FIFO queue would serve it last)."""
+    upstream._default = lambda body: Reply(body["messages"][0]["content"], delay_s=0.4)
+    with open_gateway(upstream, tmp_path, max_concurrency=1) as gw:
+        hog = gw.grant("hog", transcript=tmp_path / "hog.jsonl", max_calls=100, max_tokens=100_000)
+        other = gw.grant("other", transcript=tmp_path / "other.jsonl", max_calls=5, max_tokens=100_000)
+
+        def call(token: str, text: str) -> None:
+            with socket_client(gw, token) as http:
+                http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": text}]})
+
+        hogs = [threading.Thread(target=call, args=(hog.token, f"hog-{i}")) for i in range(12)]
+        for thread in hogs:
+            thread.start()
+        deadline = threading.Event()
+        while len(upstream.requests) < 1 and not deadline.wait(0.02):
+            pass
+        deadline.wait(0.5)  # the hog's other calls are queued by now
+        call(other.token, "other")
+        for thread in hogs:
+            thread.join()
+    order = [r["messages"][0]["content"] for r in upstream.requests]
+    assert len(order) == 13 and order.index("other") <= 5, order
