@@ -120,7 +120,8 @@ class ModelPolicy(str, enum.Enum):
 class GatewayConfig(_Strict):
     """The OpenAI-compatible unix-socket server that sandboxed candidates call."""
 
-    max_concurrency: int = Field(8, ge=1, description="Upstream calls in flight across all grants; more wait their turn.")
+    max_concurrency: int = Field(8, ge=1, description="Upstream calls in flight across all grants; more wait "
+                                                 "their turn, handed out round robin between grants.")
     allowed_models: list[str] = Field(default_factory=list, description="Models a candidate may name; the upstream "
                                                                         "model is always allowed. A request without a model gets the upstream model.")
     model_policy: ModelPolicy = Field(ModelPolicy.REJECT, description="reject (403) or map to the upstream model.")

@@ -6,9 +6,12 @@ with the limit switched off the connection stays open and the read below times o
 
 from __future__ import annotations
 
+import resource
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from engine.llm.gateway import Gateway
 from tests.llm.conftest import open_gateway, socket_client
@@ -114,3 +117,27 @@ def test_connections_over_the_per_peer_cap_are_refused_and_the_held_ones_keep_wo
 def test_unknown_route_is_404(upstream, tmp_path: Path):
     with open_gateway(upstream, tmp_path) as gw, socket_client(gw) as http:
         assert http.get("/admin").status_code == 404
+
+
+def test_connections_over_the_total_cap_are_refused(upstream, tmp_path: Path):
+    with open_gateway(upstream, tmp_path, max_connections=3, header_timeout_s=60.0) as gw:
+        held = [connect(gw) for _ in range(3)]
+        for sock in held:
+            sock.sendall(HEAD[:10])
+        time.sleep(0.5)
+        refused = answer_then_eof(connect(gw))
+        for sock in held:
+            sock.close()
+    assert refused.startswith(b"HTTP/1.1 503") and b"connection limit" in refused
+
+
+def test_starting_the_gateway_raises_the_open_file_limit_to_its_hard_limit(upstream, tmp_path: Path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 256:
+        pytest.skip(f"hard RLIMIT_NOFILE is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+    try:
+        with open_gateway(upstream, tmp_path):
+            assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
