@@ -151,7 +151,7 @@ def _prompt_bound(body: dict[str, Any]) -> int:
         content = message["content"]
         texts = [content or ""] if not isinstance(content, list) else [part["text"] for part in content]
         texts.append(message.get("name", ""))
-        total += TEMPLATE_TOKENS_PER_MESSAGE + sum(len(text.encode()) for text in texts)
+        total += TEMPLATE_TOKENS_PER_MESSAGE + sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
     if "response_format" in body:
         total += len(json.dumps(body["response_format"]).encode())
     return total

@@ -78,7 +78,9 @@ def upstream_refusal(status: int, reply: Any) -> Refusal:
 def _context_too_long(reply: Any) -> bool:
     """OpenAI's code, vLLM's and llama.cpp's wording: read here, never relayed."""
     error = reply.get("error", reply) if isinstance(reply, dict) else reply
-    text = " ".join(str(error.get(k, "")) for k in ("code", "type", "message")) if isinstance(error, dict) else str(error)
+    if not isinstance(error, dict):
+        return any(hint in str(error).lower() for hint in _CONTEXT_HINTS)
+    text = " ".join(str(error.get(key, "")) for key in ("code", "type", "message"))
     return any(hint in text.lower() for hint in _CONTEXT_HINTS)
 
 

@@ -193,7 +193,7 @@ class _Connection:
 
     async def _read_request(self, first: bool) -> HttpRequest:
         loop = asyncio.get_running_loop()
-        if not first:  # keep-alive: the next request must start within idle_timeout_s
+        if not first and not self.h11.trailing_data[0]:  # kept alive: a next request starts within idle_timeout_s
             await self._fill(loop.time() + self.limits.idle_timeout_s, idle=True)
         head = await self._next(loop.time() + self.limits.header_timeout_s, 408, "request headers not complete in time")
         if not isinstance(head, h11.Request):

@@ -27,7 +27,8 @@ class Transcript:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, default=str, ensure_ascii=False).encode() + b"\n"
+        # ASCII JSON: a lone surrogate (from a \\ud800 escape in a request) stays writable
+        line = json.dumps(entry, default=str).encode() + b"\n"
         with self._lock:
             if self.truncated:
                 return

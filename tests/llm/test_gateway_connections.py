@@ -141,3 +141,16 @@ def test_starting_the_gateway_raises_the_open_file_limit_to_its_hard_limit(upstr
             assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_pipelined_requests_are_both_answered(upstream, tmp_path: Path):
+    with open_gateway(upstream, tmp_path, idle_timeout_s=30.0) as gw:
+        grant = gw.grant("c1", transcript=tmp_path / "t.jsonl", max_calls=5, max_tokens=10_000)
+        one = f"GET /v1/models HTTP/1.1\r\nhost: g\r\nauthorization: Bearer {grant.token}\r\n\r\n".encode()
+        with connect(gw) as sock:
+            sock.sendall(one + one)
+            sock.settimeout(5)
+            received = b""
+            while received.count(b"HTTP/1.1 200") < 2:
+                received += sock.recv(65536)
+    assert received.count(b"HTTP/1.1 200") == 2

@@ -99,7 +99,8 @@ def test_a_reply_without_the_key_is_rebuilt_from_known_fields_only(upstream, tmp
         with socket_client(gw, grant.token) as http:
             reply = http.post("/v1/chat/completions", json=HELLO).json()
     assert reply == {"id": "abc", "object": "chat.completion", "created": 7, "model": "gpt-4o-mini",
-                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+                     "choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": "hi"}}],
                      "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
 
 
@@ -272,3 +273,16 @@ def test_a_candidate_queueing_many_calls_delays_another_by_one_turn_at_most(upst
             thread.join()
     order = [r["messages"][0]["content"] for r in upstream.requests]
     assert len(order) == 13 and order.index("other") <= 5, order
+
+
+def test_lone_surrogates_in_a_request_are_served_and_recorded(upstream, tmp_path):
+    upstream._default = "ok"
+    transcript = tmp_path / "t.jsonl"
+    with open_gateway(upstream, tmp_path) as gw:
+        grant = gw.grant("c1", transcript=transcript, max_calls=5, max_tokens=10_000)
+        with socket_client(gw, grant.token) as http:
+            answer = http.post("/v1/chat/completions",
+                               content=b'{"messages": [{"role": "user", "content": "\\ud800"}]}')
+    assert answer.status_code == 200
+    [line] = transcript.read_text().splitlines()
+    assert json.loads(line)["status"] == 200

@@ -180,7 +180,8 @@ def test_connection_hog_holds_few_engine_descriptors_and_another_candidate_still
         during = engine_fds()
         other = box.run(base_image, ["python3", "-c", CLIENT + "print(json.dumps(call({'messages': "
                                      "[{'role': 'user', 'content': 'hi'}]})))"],
-                        mounts=[other_grant.mount], env=other_grant.env, limits=LIMITS.model_copy(update={"uid": OTHER_UID}))
+                        mounts=[other_grant.mount], env=other_grant.env,
+                        limits=LIMITS.model_copy(update={"uid": OTHER_UID}))
         thread.join()
     ready = json.loads((hog_out / "ready.json").read_text())
     assert ready["held"] <= cap and ready["held"] + ready["refused"] + ready["failed"] == 200
