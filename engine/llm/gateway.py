@@ -399,7 +399,8 @@ class Gateway:
         return usage
 
     def _leaks(self, reply: dict[str, Any]) -> bool:
-        return bool(self._guard) and any(self._guard.leaks(text) for text in _strings(reply))
+        """Checks every string the upstream chose (the rest of a rebuilt reply is the gateway's own)."""
+        return bool(self._guard) and self._guard.leaks("\n".join(_upstream_strings(reply)))
 
     # ---- cache and transcript --------------------------------------------------------------
     def _cache_key(self, body: dict[str, Any]) -> str | None:
@@ -446,15 +447,11 @@ def _refusal_response(refusal: Refusal) -> HttpResponse:
                           code=refusal.code)
 
 
-def _strings(value: Any) -> list[str]:
-    """Every string in a JSON value (keys included)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (k, *_strings(v))]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
+def _upstream_strings(reply: dict[str, Any]) -> list[str]:
+    texts = [reply["id"]]
+    for choice in reply["choices"]:
+        texts += [text for text in (choice["message"]["content"], choice["message"].get("refusal")) if text]
+    return texts
 
 
 def _raise_nofile_limit() -> int:

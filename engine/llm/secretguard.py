@@ -20,12 +20,12 @@ from __future__ import annotations
 import base64
 import html
 import re
-from urllib.parse import unquote_plus
+from urllib.parse import unquote
 
 MIN_SECRET_CHARS = 8  # local servers take any key ("none"); a short one cannot be told from text
-_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|\\(.)", re.DOTALL)
-_SPACE = re.compile(r"\s+")
-_NOT_HEX = re.compile(r"0x|\\x|[^0-9a-f]")
+_CODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
+_PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_HEX_SEPARATORS = str.maketrans("", "", ":,-")  # "73:6b", "73,6b", "73-6b" (whitespace goes first)
 
 
 class SecretGuard:
@@ -48,27 +48,34 @@ class SecretGuard:
     def _found(self, view: str) -> bool:
         if self._plain in view:
             return True
-        compact = _SPACE.sub("", view)  # base64 wrapped at 76 columns, hex split by spaces
+        compact = "".join(view.split())  # base64 wrapped at 76 columns, hex split by spaces
         if any(needle in compact for needle in self._base64):
             return True
-        return self._hex in _NOT_HEX.sub("", view)
+        hex_view = compact.replace("0x", "").replace("\\x", "").translate(_HEX_SEPARATORS)  # "0x73, 0x6b", "\\x73"
+        return self._hex in hex_view
 
 
 def _views(text: str) -> set[str]:
-    """The text and what each decoder makes of it, applied up to twice in any order."""
-    views = {text}
+    """The text and what each decoder makes of it, applied up to twice in any order. A decoder runs
+    only on text holding what it decodes (most replies hold none: the common case costs nothing)."""
+    views, frontier = {text}, [text]
     for _ in range(2):
-        views |= {decode(view) for view in views for decode in (_unescape, html.unescape, unquote_plus)}
+        decoded = [decode(view) for view in frontier for applies, decode in _DECODERS if applies(view)]
+        frontier = [view for view in decoded if view not in views]
+        views.update(frontier)
     return views
 
 
 def _unescape(text: str) -> str:
-    """JSON / Python backslash escapes: \\u0073, \\x73, \\/ and friends."""
-    def one(match: re.Match[str]) -> str:
-        code = match.group(1) or match.group(2)
-        return chr(int(code, 16)) if code else match.group(3)
+    """JSON / Python backslash escapes (\\u0073, \\x73, \\/ ...); other backslashes are dropped
+    (the key holds none, so dropping them can only reveal it)."""
+    text = _CODE_ESCAPE.sub(lambda match: chr(int(match.group(1) or match.group(2), 16)), text)
+    return text.replace("\\", "")
 
-    return _ESCAPE.sub(one, text)
+
+_DECODERS = ((lambda text: "\\" in text, _unescape),
+             (lambda text: "&" in text, html.unescape),
+             (lambda text: _PERCENT_ESCAPE.search(text) is not None, unquote))
 
 
 def _base64_needles(raw: bytes) -> list[str]:
