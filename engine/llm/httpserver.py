@@ -105,7 +105,6 @@ class UnixHttpServer:
         self.handler = handler
         self.limits = limits
         self.per_peer: Counter[int] = Counter()
-        self.refused_connections = 0
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -132,7 +131,6 @@ class UnixHttpServer:
         uid = peer_uid(writer.get_extra_info("socket"))
         refusal = self._admit(uid)
         if refusal is not None:
-            self.refused_connections += 1
             await self._refuse(writer, refusal)
             return
         self.per_peer[uid] += 1
