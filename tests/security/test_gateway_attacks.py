@@ -93,6 +93,9 @@ while not all(closed) and time.monotonic() < deadline:
             continue
         try:
             s.sendall(b"x")  # one more header byte: the request is always progressing
+        except OSError:
+            pass  # closed by the server: its answer may still wait in the receive buffer
+        try:
             chunk = s.recv(4096)
             answers[i] += chunk
             closed[i] = not chunk
