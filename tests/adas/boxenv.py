@@ -23,9 +23,9 @@ def client():
     return openai.OpenAI(base_url=os.environ["ADAS_TEST_BASE_URL"], api_key="test", max_retries=0)
 '''
 
-SETTINGS = {"answer_hint": "Your answer: ONLY the final number.", "stub_answer": "0", "max_tokens": 256,
+SETTINGS = {"answer_hint": "Your answer: ONLY the final number.", "benchmark": "mgsm", "max_tokens": 256,
             "threads": 2, "question_timeout_s": 20, "deadline_s": 60, "selftest_questions": 2,
-            "selftest_timeout_s": 5, "arc": False}
+            "selftest_timeout_s": 5}
 
 
 def run_harness(tmp: Path, mode: str, code: str, questions: list[dict[str, Any]], base_url: str = "",

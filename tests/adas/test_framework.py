@@ -134,32 +134,37 @@ def test_selftest_gives_a_one_line_reason(tmp_path, code, reason):
 ARC_QUESTION = {"id": "t1", "question": "grids", "inputs": {
     "examples": [{"input": [[1, 2]], "output": [[2, 1]]}, {"input": [[3, 4]], "output": [[4, 3]]}],
     "test_input": [[5, 6]]}}
+# As the paper's ARC agents do: the `code` Info an LLM call returned goes straight to the tools.
 ARC_AGENT = '''def forward(self, taskInfo):
     coder = LLMAgentBase(['thinking', 'code'], 'Coder')
     thinking, code = coder([taskInfo], 'Write transform.')
-    feedback, correct_examples, wrong_examples = self.run_examples_and_get_feedback(code.content)
+    feedback, correct_examples, wrong_examples = self.run_examples_and_get_feedback(code)
     if wrong_examples:
         thinking, code = coder([taskInfo, thinking, code, feedback], 'Fix it.', 1)
-    return self.get_test_output_from_code(code.content)
+    return self.get_test_output_from_code(code)
 '''
+ARC_AGENT_WITH_TEXT = ARC_AGENT.replace("(code)", "(code.content)")  # a string works as well
 
 
-def test_arc_tools_run_transform_inside_the_agent_process(tmp_path):
+@pytest.mark.parametrize("agent", [ARC_AGENT, ARC_AGENT_WITH_TEXT], ids=["info", "text"])
+def test_arc_tools_run_transform_inside_the_agent_process(tmp_path, agent):
     flip = "```python\ndef transform(grid):\n    return [row[::-1] for row in grid]\n```"
     with ScriptedLLM(default=json.dumps({"thinking": "reverse rows", "code": flip})) as llm:
-        report = run_harness(tmp_path, "evaluate", ARC_AGENT, [ARC_QUESTION], llm.base_url, arc=True)
-    assert report["answers"]["t1"]["answer"] == [[6, 5]]
+        report = run_harness(tmp_path, "evaluate", agent, [ARC_QUESTION], llm.base_url, benchmark="arc")
+    assert report["answers"]["t1"] == {"answer": "[[6,5]]", "error": None,
+                                       "seconds": report["answers"]["t1"]["seconds"]}  # the paper's grid text
     assert len(llm.requests) == 1  # both examples passed: no second call
 
 
-def test_arc_feedback_reports_wrong_examples(tmp_path):
+def test_arc_feedback_reports_wrong_examples_in_the_papers_words(tmp_path):
     wrong = "def transform(grid):\n    return grid"
     with ScriptedLLM(default=json.dumps({"thinking": "t", "code": wrong})) as llm:
-        run_harness(tmp_path, "evaluate", ARC_AGENT, [ARC_QUESTION], llm.base_url, arc=True)
+        run_harness(tmp_path, "evaluate", ARC_AGENT, [ARC_QUESTION], llm.base_url, benchmark="arc")
     second = llm.requests[1]["messages"][1]["content"]
-    assert "Example 1: wrong. Input [[1, 2]], expected [[2, 1]], got [[1, 2]]." in second
+    assert ("### feedback by Coder" in second and "'s code evaluator:\nYour transform function generates a WRONG "
+            "answer in Example 1!\nExpect: [[2,1]]\nYou got: [[1,2]]\nObserve the Example 1 carefully!") in second
 
 
 def test_arc_selftest_accepts_a_grid_answer(tmp_path):
-    report = run_harness(tmp_path, "selftest", ARC_AGENT, [ARC_QUESTION], arc=True, stub_answer=[[0]])
+    report = run_harness(tmp_path, "selftest", ARC_AGENT, [ARC_QUESTION], benchmark="arc")
     assert report["ok"] is True

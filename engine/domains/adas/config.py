@@ -58,8 +58,10 @@ class AdasConfig(BaseModel):
     threads: int = Field(2, ge=1, le=128, description="Questions answered in parallel inside the container.")
     question_timeout_s: float = Field(300.0, gt=0, description="An unfinished question scores 0 after this.")
     agent_max_tokens: int = Field(512, ge=16, description="max_tokens of each agent LLM call.")
-    max_llm_calls: int = Field(600, ge=1, description="Agent LLM calls one candidate may make (gateway budget).")
-    max_llm_tokens: int = Field(1_500_000, ge=1, description="Agent tokens one candidate may use (gateway budget).")
+    llm_calls_per_question: int = Field(
+        150, ge=1, description="Agent LLM calls per question; a candidate's gateway budget is this times its "
+                               "questions (repeats included). Agents from the paper use 1 to ~115 per question.")
+    llm_tokens_per_question: int = Field(300_000, ge=1, description="Agent tokens per question (same sizing).")
     memory: int = Field(parse_size("768m"), description="Memory limit of the agent's container.")
     cpus: float = Field(1.0, gt=0, description="CPU quota of the agent's container.")
     pids: int = Field(256, ge=16, description="Process/thread limit of the agent's container.")
@@ -73,6 +75,11 @@ class AdasConfig(BaseModel):
     @classmethod
     def _size(cls, value: int | str) -> int:
         return parse_size(value)
+
+    def llm_budget(self, questions: int) -> tuple[int, int]:
+        """(calls, tokens) one candidate may spend on `questions` questions: sized per question, so
+        a larger evaluation never cuts an agent short that a smaller one would not."""
+        return self.llm_calls_per_question * questions, self.llm_tokens_per_question * questions
 
     def harness_deadline_s(self, questions: int) -> float:
         """Time the harness gives itself: every wave of `threads` questions may use its timeout."""

@@ -22,14 +22,14 @@ from engine.search.stop import StopReason
 
 RUNTIME = "adas"
 LAYER_KIND = "adas-candidate"
-BOX_FILES = ("__init__.py", "framework.py", "backend.py", "harness.py")
+BOX_FILES = ("__init__.py", "framework.py", "backend.py", "stub.py", "harness.py")
 ANSWERS_MAX_BYTES = 32 * 1024 * 1024
 SELFTEST_MAX_BYTES = 64 * 1024
 EVALUATION_FIELDS = {"benchmark", "split", "n_questions", "languages", "source", "data_dir", "repeats", "arc_max_side",
-                     "seed", "question_timeout_s", "agent_max_tokens", "max_llm_calls", "max_llm_tokens",
+                     "seed", "question_timeout_s", "agent_max_tokens", "llm_calls_per_question", "llm_tokens_per_question",
                      "bootstrap_resamples", "min_accuracy"}
-STUB_ANSWERS: dict[Benchmark, Any] = {Benchmark.MGSM: "0", Benchmark.DROP: "stub answer", Benchmark.MMLU: "A",
-                                      Benchmark.GPQA: "A", Benchmark.ARC: [[0]]}
+COMMON_ERRORS = 3  # distinct per-question errors named in a failure reason
+ERROR_CHARS = 160  # each one truncated to this
 
 
 def box_files(code: str) -> dict[str, bytes]:
@@ -64,8 +64,7 @@ def score_answers(tasks: list[Task], answers: dict[str, Any], benchmark: Benchma
     score = spec_for(benchmark).score
     scores, errors = [], []
     for task in tasks:
-        entry = answers.get(task.id)
-        entry = entry if isinstance(entry, dict) else {}
+        entry = _entry(answers, task.id)
         try:
             scores.append(float(score(entry.get("answer", ""), task.gold)))
         except (TypeError, ValueError, AttributeError):
@@ -73,6 +72,46 @@ def score_answers(tasks: list[Task], answers: dict[str, Any], benchmark: Benchma
         if entry.get("error"):
             errors.append(str(entry["error"])[:300])
     return scores, errors
+
+
+def errors_summary(errors: list[str], questions: int) -> str:
+    """'3/4 questions failed, most often: E1 [2x]; E2 [1x]': what a repair can act on."""
+    if not errors:
+        return ""
+    counted = Counter(" ".join(error.split())[:ERROR_CHARS] for error in errors).most_common(COMMON_ERRORS)
+    return f"{len(errors)}/{questions} questions failed, most often: " + "; ".join(
+        f"{error} [{count}x]" for error, count in counted)
+
+
+def answers_summary(tasks: list[Task], answers: dict[str, Any], benchmark: Benchmark) -> str:
+    """What the answers looked like: the most common ones (not for a benchmark whose items stay
+    private: an answer may quote its question) and the format the scorer expects."""
+    spec = spec_for(benchmark)
+    shown = "" if spec.sensitive else ", most often " + ", ".join(
+        f"{json.dumps(text)} [{count}x]"
+        for text, count in Counter(_answer_text(_entry(answers, t.id)) for t in tasks).most_common(COMMON_ERRORS))
+    return f"answers scored 0{shown}; expected: {spec.answer_hint}"
+
+
+def _entry(answers: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """One question's entry from the container's answers; anything malformed counts as empty."""
+    entry = answers.get(task_id)
+    return entry if isinstance(entry, dict) else {}
+
+
+def _answer_text(entry: dict[str, Any]) -> str:
+    answer = entry.get("answer", "")
+    text = answer if isinstance(answer, str) else json.dumps(answer, default=str)
+    return " ".join(text.split())[:60]
+
+
+def budget_failure(spent: str, tasks: list[Task], answers: dict[str, Any]) -> CandidateFailure:
+    """A candidate whose gateway budget ran out: its score would measure the budget, not the agent."""
+    errors = [str(_entry(answers, t.id)["error"]) for t in tasks if _entry(answers, t.id).get("error")]
+    why = errors_summary(errors, len(tasks))
+    return CandidateFailure(Status.FAILED, f"LLM budget spent: {spent} were used up before the evaluation ended; "
+                                           f"design the agent to make fewer LLM calls per question"
+                                           + (f"; {why}" if why else ""), {"budget": spent})
 
 
 class AdasDomain(Domain):
@@ -158,9 +197,11 @@ class AdasDomain(Domain):
             self.prepare(ctx.run)
         assert self._runtime is not None
         tasks = self.tasks()
-        run = CandidateRun(self.config, ctx, self._runtime, proposal.code, STUB_ANSWERS[self.config.benchmark])
+        run = CandidateRun(self.config, ctx, self._runtime, proposal.code)
         answers = run.run(tasks)
         try:
+            if run.budget_spent:
+                raise budget_failure(run.budget_spent, tasks, answers)
             evaluation = self.score(tasks, answers, ctx)
         except CandidateFailure as failure:
             failure.detail["agent_llm"] = run.usage
@@ -172,10 +213,13 @@ class AdasDomain(Domain):
         """Scores outside the container → bootstrap fitness; 'All 0 accuracy' is a failure."""
         scores, errors = score_answers(tasks, answers, self.config.benchmark)
         mean = sum(scores) / len(scores)
-        common = Counter(errors).most_common(3)
+        common = Counter(errors).most_common(COMMON_ERRORS)
         if mean < self.config.min_accuracy:
-            hint = f"; {len(errors)}/{len(tasks)} questions failed, most often: {common[0][0]}" if common else ""
-            raise CandidateFailure(Status.FAILED, f"All 0 accuracy (mean score {mean:.1%}){hint}",
+            answered = [t for t in tasks if not _entry(answers, t.id).get("error")]
+            parts = [errors_summary(errors, len(tasks)),
+                     answers_summary(answered, answers, self.config.benchmark) if answered else ""]
+            why = "; ".join(part for part in parts if part)
+            raise CandidateFailure(Status.FAILED, f"All 0 accuracy (mean score {mean:.1%}); {why}",
                                    {"scores": dict(zip((t.id for t in tasks), scores)), "errors": common})
         result: BootstrapResult = bootstrap_fitness(scores, seed=self.config.seed,
                                                     resamples=self.config.bootstrap_resamples)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adas import Task, spec_for
-from benchmarks.adas.registry import Benchmark
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
 from engine.sandbox.limits import SandboxLimits
@@ -18,6 +17,20 @@ from engine.search.domain import CandidateContext
 
 HARNESS = ["python3", "-m", "adas_box.harness"]
 STARTUP_S = 30.0  # container start and interpreter import, on a busy 2-core machine
+SELFTEST_TRIES = 2  # a failed sample is run again with the other shape of stub replies
+
+
+def budget_spent(calls: int, tokens: int, config: AdasConfig, questions: int) -> str | None:
+    """Which of the candidate's gateway budgets ran out, in words, or None. The gateway refuses a
+    call only once a budget is reached, so reaching it is what can cut questions short."""
+    max_calls, max_tokens = config.llm_budget(questions)
+    if calls >= max_calls:
+        return (f"{calls} of {max_calls} agent LLM calls ({config.llm_calls_per_question} per question "
+                f"x {questions} questions)")
+    if tokens >= max_tokens:
+        return (f"{tokens:,} of {max_tokens:,} agent LLM tokens ({config.llm_tokens_per_question:,} per question "
+                f"x {questions} questions)")
+    return None
 
 
 def failure_of(result: RunResult, what: str, limits: SandboxLimits) -> CandidateFailure:
@@ -44,11 +57,12 @@ def read_json(out_dir: Path, name: str, max_bytes: int, what: str) -> dict[str, 
 class CandidateRun:
     """Build → selftest (stub LLM, no gateway) → evaluate (gateway grant) for one agent."""
 
-    def __init__(self, config: AdasConfig, ctx: CandidateContext, runtime: str, code: str, stub_answer: Any):
-        self.config, self.ctx, self.runtime, self.code, self.stub_answer = config, ctx, runtime, code, stub_answer
+    def __init__(self, config: AdasConfig, ctx: CandidateContext, runtime: str, code: str):
+        self.config, self.ctx, self.runtime, self.code = config, ctx, runtime, code
         self.dir = ctx.candidate_dir
         self.labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
         self.usage: dict[str, Any] = {}  # the agent's LLM spend, filled by the evaluation
+        self.budget_spent: str | None = None  # which budget ran out during the evaluation, if one did
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
         self.ctx.stage("build")
@@ -69,11 +83,10 @@ class CandidateRun:
         c = self.config
         in_dir = self.dir / "in"
         in_dir.mkdir(parents=True, exist_ok=True)
-        settings = {"answer_hint": spec_for(c.benchmark).answer_hint, "stub_answer": self.stub_answer,
+        settings = {"answer_hint": spec_for(c.benchmark).answer_hint, "benchmark": c.benchmark.value,
                     "max_tokens": c.agent_max_tokens, "threads": c.threads,
                     "question_timeout_s": c.question_timeout_s, "deadline_s": c.harness_deadline_s(len(tasks)),
-                    "selftest_questions": c.selftest_questions, "selftest_timeout_s": c.selftest_timeout_s,
-                    "arc": c.benchmark is Benchmark.ARC}
+                    "selftest_questions": c.selftest_questions, "selftest_timeout_s": c.selftest_timeout_s}
         (in_dir / "config.json").write_text(json.dumps(settings), encoding="utf-8")
         (in_dir / "questions.json").write_text(json.dumps([t.public() for t in tasks]), encoding="utf-8")
         return in_dir
@@ -81,7 +94,7 @@ class CandidateRun:
     def _selftest(self, image: str, in_dir: Path) -> None:
         """Unit test in the candidate's container against the stub LLM: no gateway, no cost."""
         c = self.config
-        limits = self._limits(c.selftest_questions * c.selftest_timeout_s + STARTUP_S)
+        limits = self._limits(SELFTEST_TRIES * c.selftest_questions * c.selftest_timeout_s + STARTUP_S)
         out_dir = self.dir / "selftest_out"
         out_dir.mkdir(parents=True, exist_ok=True)
         result = self.ctx.run.sandbox.run(image, [*HARNESS, "selftest"], limits=limits, in_dir=in_dir,
@@ -98,12 +111,13 @@ class CandidateRun:
         c, run = self.config, self.ctx.run
         if run.gateway is None:
             raise RuntimeError("the ADAS domain needs the LLM gateway (needs_gateway=True)")
+        max_calls, max_tokens = c.llm_budget(questions)
         limits = self._limits(c.harness_deadline_s(questions) + STARTUP_S)
         out_dir = self.dir / "out"
         out_dir.mkdir(parents=True, exist_ok=True)
         # the grant is revoked when the block ends, however it ends: its token dies with this evaluation
         with run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
-                               max_calls=c.max_llm_calls, max_tokens=c.max_llm_tokens) as grant:
+                               max_calls=max_calls, max_tokens=max_tokens) as grant:
             result = run.sandbox.run(image, [*HARNESS, "evaluate"], limits=limits, in_dir=in_dir, out_dir=out_dir,
                                      mounts=[grant.mount], env=grant.env, labels=self.labels,
                                      name=f"evobox-{run.run_id}-{self.ctx.candidate_id}-eval")
@@ -111,6 +125,7 @@ class CandidateRun:
         usage = run.gateway.usage(grant.token)
         self.usage = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
                       "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd}
+        self.budget_spent = budget_spent(usage.calls, usage.total_tokens, c, questions)
         self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         if not result.ok:

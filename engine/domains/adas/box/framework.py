@@ -41,6 +41,8 @@ class LLMAgentBase:
             if not isinstance(info, Info):
                 continue
             name, author, content, idx = info
+            if isinstance(content, list):  # ARC grids, compact as in the task text
+                content = json.dumps(content, separators=(',', ':'), default=str)
             if author == repr(self):
                 author += ' (yourself)'
             if name == 'task':
@@ -65,17 +67,37 @@ class LLMAgentBase:
 
 class AgentSystem:
     """`forward` is attached to this class. ARC tasks also set `examples` (train pairs) and
-    `test_iuput` (sic, as in the paper), and agents may test `transform` code with the two tools."""
+    `test_iuput` (sic, as in the paper), and agents may test `transform` code with the two tools.
+    Both take the code as the paper's do: the Info an LLM call returned, or a string."""
 
     def __init__(self, examples=None, test_iuput=None):
         self.examples = examples or []
         self.test_iuput = test_iuput
 
+    @property
+    def test_input(self):
+        """The spelling of the paper's prompt, which documents `test_input` (its code has `test_iuput`)."""
+        return self.test_iuput
+
     def run_examples_and_get_feedback(self, code):
         """Run `def transform(grid)` from `code` on the train pairs.
         Returns (Info feedback, correct_examples, wrong_examples)."""
-        return backend.examples_feedback(Info, code, self.examples)
+        text, author = _code_and_author(code)
+        feedback, correct, wrong = backend.examples_feedback(text, self.examples)
+        return Info('feedback', _evaluator(author), feedback, -1), correct, wrong
 
     def get_test_output_from_code(self, code):
-        """Run `transform` on the test input; returns Info('answer', ...) with the grid (or an error)."""
-        return Info('answer', 'Environment', backend.run_transform(code, self.test_iuput), -1)
+        """Run `transform` on the test input; returns Info('answer', ...) whose content is the
+        output grid as text ('[[1,2],[3,4]]'), or the error text."""
+        text, author = _code_and_author(code)
+        return Info('answer', _evaluator(author), backend.test_output(text, self.test_iuput), -1)
+
+
+def _code_and_author(code):
+    if isinstance(code, Info):
+        return str(code.content), code.author
+    return str(code), None
+
+
+def _evaluator(author):
+    return f"{author}'s code evaluator" if author else 'code evaluator'

@@ -7,6 +7,7 @@ The engine scores the answers outside the container.
 from __future__ import annotations
 
 import argparse
+import copy
 import inspect
 import json
 import os
@@ -15,11 +16,13 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from adas_box import backend
 from adas_box.framework import AgentSystem, Info, LLMAgentBase, random_id
+from adas_box.stub import Shape
 
 AGENT_FILE = "agent.py"
 MAX_ANSWER_CHARS = 20_000
@@ -39,15 +42,22 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
+def paper_globals() -> dict[str, Any]:
+    """What the paper's search.py had in scope when it exec'd an agent, so code that used these
+    names without importing them runs unchanged."""
+    import numpy  # noqa: PLC0415  (in the runtime image; imported only when an agent loads)
+
+    return {"Info": Info, "LLMAgentBase": LLMAgentBase, "AgentSystem": AgentSystem, "random_id": random_id,
+            "random": random, "json": json, "copy": copy, "np": numpy, "ThreadPoolExecutor": ThreadPoolExecutor,
+            "list_to_string": backend.grid_text}
+
+
 def load_forward(source: str) -> Callable[[Any, Info], Any]:
     """Run the agent's code with the framework's names in scope; take its forward function.
 
-    Like the paper, the code may rely on Info, LLMAgentBase, random and json without importing
-    them. A single top-level function under another name is accepted as forward.
+    A single top-level function under another name is accepted as forward.
     """
-    namespace: dict[str, Any] = {"__name__": "agent", "Info": Info, "LLMAgentBase": LLMAgentBase,
-                                 "AgentSystem": AgentSystem, "random_id": random_id,
-                                 "random": random, "json": json}
+    namespace: dict[str, Any] = {"__name__": "agent", **paper_globals()}
     try:
         exec(compile(source, AGENT_FILE, "exec"), namespace)
     except Exception as exc:
@@ -84,6 +94,12 @@ def to_answer(result: Any) -> Any:
     return str(result)[:MAX_ANSWER_CHARS]
 
 
+def _tool_error(answer: Any) -> str | None:
+    """ARC: an answer that is get_test_output_from_code's error text is reported as the error."""
+    error = backend.tool_error()
+    return f"get_test_output_from_code: {error}"[:300] if error and answer == error else None
+
+
 class Run:
     """Answers questions on `threads` worker threads with a per-question timeout.
 
@@ -102,7 +118,8 @@ class Run:
         started = time.monotonic()
         backend.start_question(question["id"], started + self.timeout_s)
         try:
-            result = {"answer": to_answer(solve(self.forward, question)), "error": None}
+            answer = to_answer(solve(self.forward, question))
+            result = {"answer": answer, "error": _tool_error(answer)}
         except BaseException as exc:  # a crash on one question is an empty answer for it
             result = {"answer": "", "error": one_line(exc)}
         result["seconds"] = round(time.monotonic() - started, 3)
@@ -140,34 +157,56 @@ class Run:
         return dict(self.results)
 
 
+def _sample(forward: Callable[[Any, Info], Any], question: dict[str, Any], number: int, timeout_s: float,
+            arc: bool) -> str | None:
+    """forward on one sample task against the stub LLM: None, or the failure reason."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        backend.start_question(question["id"], time.monotonic() + timeout_s)
+        try:
+            box["result"] = solve(forward, question)
+        except BaseException as exc:
+            box["error"] = one_line(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        return f"forward did not finish within {timeout_s:g}s on sample task {number} (stub LLM)"
+    if "error" in box:
+        return f"forward crashed on sample task {number}: {box['error']}"
+    result = box["result"]
+    allowed = (Info, str, int, float, list) if arc else (Info, str, int, float)
+    if not isinstance(result, allowed) or isinstance(result, bool):
+        return f"forward must return an Info or a string, got {type(result).__name__}"
+    if isinstance(result, Info) and not isinstance(result.content, (str, int, float, list)):
+        return f"forward returned an Info whose content is a {type(result.content).__name__}"
+    if to_answer(result) in ("", []):
+        return f"forward returned an empty answer on sample task {number}"
+    return None
+
+
 def selftest(forward: Callable[[Any, Info], Any], questions: list[dict[str, Any]], timeout_s: float,
              arc: bool) -> str | None:
-    """Run forward on sample questions against the stub LLM. Returns None, or the failure reason."""
+    """Run forward on sample questions against the stub LLM. Returns None, or the failure reason.
+
+    A sample that fails with the TYPICAL stub replies is run again with the OTHER ones (numbers
+    as JSON numbers, another option, the opposite verdict...). Only a failure that stays the same,
+    word for word, fails the agent: one that changes with the replies is caused by them, and a
+    real LLM's replies are what the evaluation will use.
+    """
     for number, question in enumerate(questions, start=1):
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            backend.start_question(question["id"], time.monotonic() + timeout_s)
-            try:
-                box["result"] = solve(forward, question)
-            except BaseException as exc:
-                box["error"] = one_line(exc)
-
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        thread.join(timeout_s)
-        if thread.is_alive():
-            return f"forward did not finish within {timeout_s:g}s on sample task {number} (stub LLM)"
-        if "error" in box:
-            return f"forward crashed on sample task {number}: {box['error']}"
-        result = box["result"]
-        allowed = (Info, str, list) if arc else (Info, str)
-        if not isinstance(result, allowed):
-            return f"forward must return an Info or a string, got {type(result).__name__}"
-        if isinstance(result, Info) and not isinstance(result.content, (str, int, float, list)):
-            return f"forward returned an Info whose content is a {type(result.content).__name__}"
-        if to_answer(result) in ("", []):
-            return f"forward returned an empty answer on sample task {number}"
+        backend.use_stub(Shape.TYPICAL)
+        first = _sample(forward, question, number, timeout_s, arc)
+        if first is None:
+            continue
+        backend.use_stub(Shape.OTHER)
+        second = _sample(forward, question, number, timeout_s, arc)
+        if second == first:
+            return first
+        print(f"selftest: sample task {number} failed with typical stub replies ({first}) but not the same way "
+              f"with other replies ({second or 'passed'}): left to the evaluation", flush=True)
     if backend.stub_calls == 0:
         return "forward never called an LLMAgentBase agent"
     return None
@@ -190,8 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     config = json.loads((in_dir / "config.json").read_text(encoding="utf-8"))
     questions = json.loads((in_dir / "questions.json").read_text(encoding="utf-8"))
     selftesting = args.mode == "selftest"
-    backend.configure(backend.Settings(answer_hint=config["answer_hint"], stub=selftesting,
-                                       stub_answer=config["stub_answer"], max_tokens=config["max_tokens"]))
+    backend.configure(backend.Settings(answer_hint=config["answer_hint"], benchmark=config["benchmark"],
+                                       stub_shape=Shape.TYPICAL if selftesting else None,
+                                       max_tokens=config["max_tokens"]))
     try:
         forward = load_forward(Path(args.agent).read_text(encoding="utf-8"))
     except AgentLoadError as exc:
@@ -200,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         load_error = None
     if selftesting:
         reason = load_error or selftest(forward, questions[:config["selftest_questions"]],
-                                        config["selftest_timeout_s"], config["arc"])
+                                        config["selftest_timeout_s"], backend.settings.arc)
         _write_json(out_dir / "selftest.json", {"ok": reason is None, "reason": reason, "calls": backend.stub_calls})
     elif load_error:
         _write_json(out_dir / "answers.json", {"load_error": load_error, "answers": {}})
