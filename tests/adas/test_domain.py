@@ -66,7 +66,36 @@ def test_all_zero_accuracy_fails_with_the_most_common_error():
     with pytest.raises(CandidateFailure) as failure:
         domain.score(TASKS, answers)
     assert failure.value.reason == ("All 0 accuracy (mean score 0.0%); 4/4 questions failed, "
-                                    "most often: KeyError: 'x' (agent.py line 3)")
+                                    "most often: KeyError: 'x' (agent.py line 3) [4x]")
+
+
+def test_failure_reason_counts_the_distinct_errors_and_shows_the_wrong_answers():
+    tasks = [Task(f"q{i}", f"question {i}", 5.0) for i in range(7)]
+    long = "RuntimeError: " + "very long message " * 30
+    errors = ["ValueError: bad (agent.py line 4)"] * 3 + [long, "timed out after 300s"]
+    answers = {t.id: {"answer": "", "error": e} for t, e in zip(tasks, errors)}
+    answers.update({"q5": {"answer": "seven", "error": None}, "q6": {"answer": "seven", "error": None}})
+    with pytest.raises(CandidateFailure) as failure:
+        AdasDomain(AdasConfig()).score(tasks, answers)
+    assert failure.value.reason == (
+        "All 0 accuracy (mean score 0.0%); 5/7 questions failed, most often: ValueError: bad (agent.py line 4) [3x]; "
+        f"{long[:160]} [1x]; timed out after 300s [1x]; answers scored 0, most often \"seven\" [2x]; "
+        "expected: Your answer: ONLY the final number as an integer, nothing else.")
+
+
+def test_failure_reason_without_errors_never_quotes_private_benchmarks_answers():
+    answers = {t.id: {"answer": "The options say (C)", "error": None} for t in TASKS}
+    with pytest.raises(CandidateFailure) as failure:
+        AdasDomain(AdasConfig(benchmark=Benchmark.GPQA)).score(TASKS, answers)
+    assert failure.value.reason == ("All 0 accuracy (mean score 0.0%); answers scored 0; "
+                                    "expected: Your answer: ONLY the letter of the chosen option (A, B, C or D).")
+
+
+def test_llm_budget_is_sized_per_question():
+    config = AdasConfig(llm_calls_per_question=120, llm_tokens_per_question=1_000)
+    assert config.llm_budget(128) == (120 * 128, 128_000)
+    assert AdasConfig().llm_budget(5) == (750, 1_500_000)  # the local run: 150 calls per question
+    assert AdasDomain(config).evaluation_key() != AdasDomain(AdasConfig()).evaluation_key()
 
 
 def test_proposal_prompt_has_the_papers_sections_and_stays_compact():

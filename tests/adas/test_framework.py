@@ -168,3 +168,65 @@ def test_arc_feedback_reports_wrong_examples_in_the_papers_words(tmp_path):
 def test_arc_selftest_accepts_a_grid_answer(tmp_path):
     report = run_harness(tmp_path, "selftest", ARC_AGENT, [ARC_QUESTION], benchmark="arc")
     assert report["ok"] is True
+
+
+# ---- the stub's replies fit the field, and a crash the stub caused does not fail the agent ----
+def test_stub_replies_are_plausible_for_the_field_asked(tmp_path):
+    code = '''def forward(self, taskInfo):
+    import json
+    fields = ['thinking', 'answer', 'confidence', 'score', 'correct']
+    return json.dumps([i.content for i in LLMAgentBase(fields, 'A')([taskInfo], 'Go.')])
+'''
+    questions = [{"id": "m", "question": "Pick one.\\n(A) x\\n(B) y", "inputs": {}}]
+    from engine.domains.adas.box import stub  # the host imports the box as a package too
+    for benchmark, answers in stub.ANSWERS.items():
+        report = run_harness(tmp_path / benchmark, "selftest", code, questions, benchmark=benchmark)
+        assert report["ok"] is True, report
+    values = stub.reply(['thinking', 'answer', 'confidence', 'rating', 'is_correct', 'code'], "mmlu",
+                        stub.Shape.TYPICAL)
+    assert values["answer"] == "A" and float(values["confidence"]) == 0.8 and int(values["rating"]) == 8
+    assert values["is_correct"] == "True" and "def transform(grid)" in values["code"]
+    other = stub.reply(['answer', 'confidence'], "gpqa", stub.Shape.OTHER)
+    assert other == {"answer": "D", "confidence": 0.9}
+
+
+def test_a_crash_that_changes_with_the_stub_replies_does_not_fail_the_agent(tmp_path):
+    # Compares the string "0.8" with a number: crashes on the typical (string) reply only.
+    code = '''def forward(self, taskInfo):
+    answer, confidence = LLMAgentBase(['answer', 'confidence'], 'A')([taskInfo], 'Go.')
+    if confidence.content > 0.5:
+        return answer
+    return 'unsure'
+'''
+    report = run_harness(tmp_path, "selftest", code, QUESTIONS)
+    assert report["ok"] is True, report
+
+
+def test_a_crash_at_the_same_line_with_both_stub_shapes_fails_the_agent(tmp_path):
+    code = '''def forward(self, taskInfo):
+    thinking, answer = LLMAgentBase(['thinking', 'answer'], 'A')([taskInfo], 'Go.')
+    return str(int(thinking.content) + 1)
+'''
+    report = run_harness(tmp_path, "selftest", code, QUESTIONS)
+    assert report["reason"] == ("forward crashed on sample task 1: ValueError: invalid literal for int() with base 10: "
+                                "'A short thinking from the stub LLM.' (agent.py line 3)")
+
+
+def test_arc_transform_errors_are_feedback_and_the_questions_error(tmp_path):
+    broken = "def transform(grid):\n    return grid[0][0] / 0"
+    with ScriptedLLM(default=json.dumps({"thinking": "t", "code": broken})) as llm:
+        report = run_harness(tmp_path, "evaluate", ARC_AGENT, [ARC_QUESTION], llm.base_url, benchmark="arc")
+    error = "Error during function execution: ZeroDivisionError: division by zero"
+    assert f"{error} (Example 1)\n\n{error} (Example 2)" in llm.requests[1]["messages"][1]["content"]
+    entry = report["answers"]["t1"]
+    assert (entry["answer"], entry["error"]) == (error, f"get_test_output_from_code: {error}")
+
+
+def test_arc_agents_may_read_the_test_input_under_either_spelling(tmp_path):
+    code = '''def forward(self, taskInfo):
+    LLMAgentBase(['thinking', 'code'], 'Coder')([taskInfo], 'Write transform.')
+    return list_to_string(self.test_input) + '|' + list_to_string(np.array(self.test_iuput).T.tolist())
+'''
+    with ScriptedLLM(default='{"thinking": "t", "code": "x"}') as llm:
+        report = run_harness(tmp_path, "evaluate", code, [ARC_QUESTION], llm.base_url, benchmark="arc")
+    assert report["answers"]["t1"]["answer"] == "[[5,6]]|[[5],[6]]"

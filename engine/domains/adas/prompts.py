@@ -35,7 +35,7 @@ RULES = """# Rules
 - An agent call returns a list of Info in the order of its output_fields: `thinking, answer = agent([taskInfo], instruction)`.
 - Pass Info objects in input_infos (not strings); read a value with `.content`.
 - Return the final answer as an Info or a string, never a list.
-- Use only the framework and the standard library; no files, network or processes."""
+- Use only the framework, the standard library, numpy and scipy; no files, network or processes."""
 
 WRONG_EXAMPLES = """# Common mistakes
 Wrong: `answer = agent([taskInfo], instruction)` then `return answer` (a list, not an Info).

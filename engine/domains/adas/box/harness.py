@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,10 +33,15 @@ class AgentLoadError(Exception):
     """The agent's code does not define a usable forward function."""
 
 
+def _agent_line(exc: BaseException) -> int | None:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == AGENT_FILE]
+    return frames[-1].lineno if frames else None
+
+
 def one_line(exc: BaseException) -> str:
     """'TypeError: ... (agent.py line 12)': what the repair prompt shows."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == AGENT_FILE]
-    where = f" (agent.py line {frames[-1].lineno})" if frames else ""
+    line = _agent_line(exc)
+    where = f" (agent.py line {line})" if line else ""
     message = " ".join(str(exc).split())[:300]
     if isinstance(exc, SyntaxError) and exc.filename == AGENT_FILE:
         message, where = exc.msg, f" (agent.py line {exc.lineno})"
@@ -157,9 +163,19 @@ class Run:
         return dict(self.results)
 
 
+@dataclass(frozen=True)
+class SampleFailure:
+    """Why forward failed one sample task. `cause` is what must repeat for the agent to fail:
+    for a crash its type and the agent's line (the message may quote the stub's values, which
+    differ between the two tries by design); otherwise the reason itself."""
+
+    reason: str
+    cause: tuple[str, int | None] | str
+
+
 def _sample(forward: Callable[[Any, Info], Any], question: dict[str, Any], number: int, timeout_s: float,
-            arc: bool) -> str | None:
-    """forward on one sample task against the stub LLM: None, or the failure reason."""
+            arc: bool) -> SampleFailure | None:
+    """forward on one sample task against the stub LLM: None, or why it failed."""
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -167,24 +183,30 @@ def _sample(forward: Callable[[Any, Info], Any], question: dict[str, Any], numbe
         try:
             box["result"] = solve(forward, question)
         except BaseException as exc:
-            box["error"] = one_line(exc)
+            box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        return f"forward did not finish within {timeout_s:g}s on sample task {number} (stub LLM)"
+        return _failed(f"forward did not finish within {timeout_s:g}s on sample task {number} (stub LLM)")
     if "error" in box:
-        return f"forward crashed on sample task {number}: {box['error']}"
+        exc = box["error"]
+        return SampleFailure(f"forward crashed on sample task {number}: {one_line(exc)}",
+                             (type(exc).__name__, _agent_line(exc)))
     result = box["result"]
     allowed = (Info, str, int, float, list) if arc else (Info, str, int, float)
     if not isinstance(result, allowed) or isinstance(result, bool):
-        return f"forward must return an Info or a string, got {type(result).__name__}"
+        return _failed(f"forward must return an Info or a string, got {type(result).__name__}")
     if isinstance(result, Info) and not isinstance(result.content, (str, int, float, list)):
-        return f"forward returned an Info whose content is a {type(result.content).__name__}"
+        return _failed(f"forward returned an Info whose content is a {type(result.content).__name__}")
     if to_answer(result) in ("", []):
-        return f"forward returned an empty answer on sample task {number}"
+        return _failed(f"forward returned an empty answer on sample task {number}")
     return None
+
+
+def _failed(reason: str) -> SampleFailure:
+    return SampleFailure(reason, reason)
 
 
 def selftest(forward: Callable[[Any, Info], Any], questions: list[dict[str, Any]], timeout_s: float,
@@ -192,9 +214,9 @@ def selftest(forward: Callable[[Any, Info], Any], questions: list[dict[str, Any]
     """Run forward on sample questions against the stub LLM. Returns None, or the failure reason.
 
     A sample that fails with the TYPICAL stub replies is run again with the OTHER ones (numbers
-    as JSON numbers, another option, the opposite verdict...). Only a failure that stays the same,
-    word for word, fails the agent: one that changes with the replies is caused by them, and a
-    real LLM's replies are what the evaluation will use.
+    as JSON numbers, another option, the opposite verdict...). The agent fails only if it fails
+    the same way again (same exception at the same line of agent.py): a failure that changes
+    with the replies is caused by them, and the evaluation will use a real LLM's replies.
     """
     for number, question in enumerate(questions, start=1):
         backend.use_stub(Shape.TYPICAL)
@@ -203,10 +225,10 @@ def selftest(forward: Callable[[Any, Info], Any], questions: list[dict[str, Any]
             continue
         backend.use_stub(Shape.OTHER)
         second = _sample(forward, question, number, timeout_s, arc)
-        if second == first:
-            return first
-        print(f"selftest: sample task {number} failed with typical stub replies ({first}) but not the same way "
-              f"with other replies ({second or 'passed'}): left to the evaluation", flush=True)
+        if second is not None and second.cause == first.cause:
+            return first.reason
+        print(f"selftest: sample task {number} failed with typical stub replies ({first.reason}) but not the same "
+              f"way with other replies ({second.reason if second else 'passed'}): left to the evaluation", flush=True)
     if backend.stub_calls == 0:
         return "forward never called an LLMAgentBase agent"
     return None
