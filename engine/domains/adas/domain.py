@@ -26,8 +26,8 @@ BOX_FILES = ("__init__.py", "framework.py", "backend.py", "stub.py", "harness.py
 ANSWERS_MAX_BYTES = 32 * 1024 * 1024
 SELFTEST_MAX_BYTES = 64 * 1024
 EVALUATION_FIELDS = {"benchmark", "split", "n_questions", "languages", "source", "data_dir", "repeats", "arc_max_side",
-                     "seed", "question_timeout_s", "agent_max_tokens", "llm_calls_per_question", "llm_tokens_per_question",
-                     "bootstrap_resamples", "min_accuracy"}
+                     "seed", "question_timeout_s", "agent_max_tokens", "llm_calls_per_question",
+                     "llm_tokens_per_question", "bootstrap_resamples", "min_accuracy"}
 COMMON_ERRORS = 3  # distinct per-question errors named in a failure reason
 ERROR_CHARS = 160  # each one truncated to this
 
