@@ -12,7 +12,7 @@ from benchmarks.adas import Benchmark, Split, Task
 from engine.config import RunConfig, load_config, save_config
 from engine.domains.adas.baselines import BASELINES, BaselineName
 from engine.domains.adas.config import AdasConfig, PromptStyle
-from engine.domains.adas.domain import AdasDomain, check_forward
+from engine.domains.adas.domain import AdasDomain, budget_failure, budget_refused, check_forward
 from engine.domains.adas.transfer import TransferError, best_agents, transfer_config
 from engine.sandbox.gate import check_code
 from engine.search.archive import Archive, Record
@@ -185,3 +185,13 @@ def test_shipped_configs_are_valid_run_configs(path):
 def test_default_domain_config_is_the_local_run():
     local = AdasConfig.model_validate(load_config(next(p for p in CONFIGS if p.stem == "local")).domain)
     assert local == AdasConfig()
+
+
+def test_a_budget_refusal_among_the_answers_is_a_budget_failure():
+    refused = "BudgetSpent: LLM token budget: this prompt may take up to 9,000 tokens (agent.py line 3)"
+    answers = {"q0": {"answer": "5", "error": None}, "q1": {"answer": "", "error": refused}, "q2": "junk"}
+    assert budget_refused(TASKS, answers) and not budget_refused(TASKS, {"q0": {"answer": "5", "error": None}})
+    failure = budget_failure("the agent LLM tokens left were too few for a call", TASKS, answers)
+    assert failure.status is Status.FAILED and failure.reason == (
+        "LLM budget spent: the agent LLM tokens left were too few for a call before the evaluation ended; design the "
+        f"agent to make fewer or shorter LLM calls per question; 1/4 questions failed, most often: {refused} [1x]")

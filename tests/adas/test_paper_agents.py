@@ -105,6 +105,6 @@ def test_a_spent_budget_fails_the_candidate_and_says_so(world):
     reason = failure.value.reason
     assert failure.value.status is Status.FAILED
     assert reason.startswith("LLM budget spent: 8 of 8 agent LLM calls (4 per question x 2 questions) were used up "
-                             "before the evaluation ended; design the agent to make fewer LLM calls per question; "
+                             "before the evaluation ended; design the agent to make fewer or shorter LLM calls per question; "
                              "2/2 questions failed, most often: BudgetSpent: LLM call budget spent"), reason
     assert reason.endswith("[2x]")

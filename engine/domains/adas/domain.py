@@ -28,6 +28,7 @@ SELFTEST_MAX_BYTES = 64 * 1024
 EVALUATION_FIELDS = {"benchmark", "split", "n_questions", "languages", "source", "data_dir", "repeats", "arc_max_side",
                      "seed", "question_timeout_s", "agent_max_tokens", "llm_calls_per_question",
                      "llm_tokens_per_question", "bootstrap_resamples", "min_accuracy"}
+BUDGET_ERROR = "BudgetSpent:"  # how the harness reports a call the gateway refused for the budget
 COMMON_ERRORS = 3  # distinct per-question errors named in a failure reason
 ERROR_CHARS = 160  # each one truncated to this
 
@@ -109,9 +110,15 @@ def budget_failure(spent: str, tasks: list[Task], answers: dict[str, Any]) -> Ca
     """A candidate whose gateway budget ran out: its score would measure the budget, not the agent."""
     errors = [str(_entry(answers, t.id)["error"]) for t in tasks if _entry(answers, t.id).get("error")]
     why = errors_summary(errors, len(tasks))
-    return CandidateFailure(Status.FAILED, f"LLM budget spent: {spent} were used up before the evaluation ended; "
-                                           f"design the agent to make fewer LLM calls per question"
+    return CandidateFailure(Status.FAILED, f"LLM budget spent: {spent} before the evaluation ended; "
+                                           f"design the agent to make fewer or shorter LLM calls per question"
                                            + (f"; {why}" if why else ""), {"budget": spent})
+
+
+def budget_refused(tasks: list[Task], answers: dict[str, Any]) -> bool:
+    """Whether the gateway refused a question's call for the budget (also when a prompt was larger
+    than the tokens left, before the budget was reached)."""
+    return any(str(_entry(answers, t.id).get("error") or "").startswith(BUDGET_ERROR) for t in tasks)
 
 
 class AdasDomain(Domain):
@@ -200,8 +207,9 @@ class AdasDomain(Domain):
         run = CandidateRun(self.config, ctx, self._runtime, proposal.code)
         answers = run.run(tasks)
         try:
-            if run.budget_spent:
-                raise budget_failure(run.budget_spent, tasks, answers)
+            if run.budget_spent or budget_refused(tasks, answers):
+                raise budget_failure(run.budget_spent or "the agent LLM tokens left were too few for a call",
+                                     tasks, answers)
             evaluation = self.score(tasks, answers, ctx)
         except CandidateFailure as failure:
             failure.detail["agent_llm"] = run.usage

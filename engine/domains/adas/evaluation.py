@@ -26,10 +26,10 @@ def budget_spent(calls: int, tokens: int, config: AdasConfig, questions: int) ->
     max_calls, max_tokens = config.llm_budget(questions)
     if calls >= max_calls:
         return (f"{calls} of {max_calls} agent LLM calls ({config.llm_calls_per_question} per question "
-                f"x {questions} questions)")
+                f"x {questions} questions) were used up")
     if tokens >= max_tokens:
         return (f"{tokens:,} of {max_tokens:,} agent LLM tokens ({config.llm_tokens_per_question:,} per question "
-                f"x {questions} questions)")
+                f"x {questions} questions) were used up")
     return None
 
 
