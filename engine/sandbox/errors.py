@@ -24,6 +24,10 @@ class GpuUnavailableError(SandboxError):
     """A run asked for more GPUs than exist or are free."""
 
 
+class UidUnavailableError(SandboxError):
+    """Every uid of the configured range is leased, in use or a host account."""
+
+
 class GateError(Exception):
     """Candidate code that can never be right; `reason` is one line meant for the LLM."""
 

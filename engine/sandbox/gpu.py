@@ -3,12 +3,16 @@
 One lock file per device index in a lock dir every user can write (mode 1777, files 0666).
 A lease holds an exclusive flock on each of its devices; the kernel drops the flocks when the
 process dies, so a crashed run's GPUs come back without anyone cleaning up. The container
-then gets exactly the leased indices as a device request.
+then gets exactly the leased indices, as a device request and as NVIDIA_VISIBLE_DEVICES; a
+container without a lease gets NVIDIA_VISIBLE_DEVICES=void, so a host whose default runtime is
+nvidia (which reads that variable) shows it no GPU at all.
+
+A busy device is waited for (bounded, with backoff and a progress line), because another run
+will release it; a device that does not exist is an immediate error, because none will.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -17,11 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import docker.types
+import structlog
 
 from engine.sandbox.errors import GpuUnavailableError
-from engine.sandbox.reaper import open_lock_file, shared_dir
+from engine.sandbox.locks import shared_dir, try_lock
+
+log = structlog.get_logger()
 
 DEFAULT_LOCK_DIR = Path("/tmp/evobox-gpu-locks")
+NO_GPU = "void"  # NVIDIA_VISIBLE_DEVICES value that exposes neither GPUs nor driver libraries
+_FIRST_DELAY_S = 0.2
+_MAX_DELAY_S = 10.0
+_REPORT_EVERY_S = 60.0
 
 
 def detect_gpus() -> list[int]:
@@ -45,6 +56,11 @@ class GpuLease:
     def device_request(self) -> docker.types.DeviceRequest:
         return docker.types.DeviceRequest(driver="nvidia", device_ids=[str(i) for i in self.indices],
                                           capabilities=[["gpu"]])
+
+    @property
+    def visible_devices(self) -> str:
+        """The NVIDIA_VISIBLE_DEVICES value naming exactly the leased indices."""
+        return ",".join(str(i) for i in self.indices)
 
     def release(self) -> None:
         for fd in self._fds:
@@ -72,23 +88,28 @@ class GpuLeaser:
         return self._devices
 
     def lease(self, n: int, *, wait_s: float = 0.0) -> GpuLease:
-        """Lease `n` free devices, waiting up to `wait_s` for others to release theirs."""
+        """Lease `n` free devices, waiting up to `wait_s` (backing off) while other leases hold them."""
         if n <= 0:
             raise ValueError(f"a lease needs at least one GPU, got {n}")
         if n > len(self.devices):
             found = f"{len(self.devices)} GPU(s)" if self.devices else "no GPU (no NVIDIA driver found)"
             raise GpuUnavailableError(f"asked for {n} GPU(s) but this machine has {found}; set gpus = 0 to run on CPU")
         shared_dir(self.lock_dir)
-        deadline = time.monotonic() + wait_s
-        while True:
-            lease = self._try(n)
-            if lease is not None:
-                return lease
-            if time.monotonic() >= deadline:
+        started = time.monotonic()
+        delay, next_report = _FIRST_DELAY_S, started
+        while (lease := self._try(n)) is None:
+            now = time.monotonic()
+            if now - started >= wait_s:
                 raise GpuUnavailableError(
                     f"asked for {n} GPU(s) but only {self.free_count()} of {len(self.devices)} are free "
-                    f"(leased by other runs; locks in {self.lock_dir})")
-            time.sleep(0.2)
+                    f"after waiting {wait_s:g}s (leased by other runs; locks in {self.lock_dir})")
+            if now >= next_report:
+                log.info("sandbox.gpu_wait", wanted=n, free=self.free_count(), devices=len(self.devices),
+                         waited_s=round(now - started), max_wait_s=wait_s)
+                next_report = now + _REPORT_EVERY_S
+            time.sleep(min(delay, started + wait_s - now))
+            delay = min(delay * 2, _MAX_DELAY_S)
+        return lease
 
     def free_count(self) -> int:
         lease = self._try(len(self.devices), partial=True)
@@ -102,12 +123,9 @@ class GpuLeaser:
         for index in self.devices:
             if len(held) == n:
                 break
-            fd = open_lock_file(self.lock_dir / f"gpu{index}.lock")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = try_lock(self.lock_dir / f"gpu{index}.lock")
+            if fd is not None:
                 held.append((index, fd))
-            except BlockingIOError:
-                os.close(fd)
         if len(held) < n and not partial:
             for _, fd in held:
                 os.close(fd)

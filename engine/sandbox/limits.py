@@ -14,6 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
+# Candidate uids come from a block that no convention hands out: systemd's UID table leaves
+# 0x70000000-0x7FFDFFFF unused (above nspawn's container ranges at 0x80000-0x6FFFFFFF, below
+# the foreign-uid range and INT32_MAX), and shadow's default subuid blocks (100000 + 65536 k)
+# stay far below it. Host users, nobody (65534) and 16-bit ids are all outside.
+DEFAULT_UID_RANGE = (0x7000_0000, 0x7000_FFFF)
+_UID_FLOOR = 65536
+_UID_CEILING = 2**31 - 2
+
 
 def parse_size(value: int | str) -> int:
     """Parse '512m', '1g', '64MiB' or a plain byte count into bytes."""
@@ -58,8 +66,28 @@ class SandboxLimits(BaseModel):
         "/out caps up to this are a tmpfs (RAM, charged to the container's memory); larger ones a sparse "
         "ext4 image on disk. Both are size-capped filesystems the kernel enforces."))
     log_tail_bytes: int = Field(64 * 1024, ge=1024, description="Bytes of stdout/stderr kept (the tail).")
-    uid: int = Field(65534, gt=0, description="Non-root uid the candidate runs as.")
+    uid_range: tuple[int, int] = Field(
+        DEFAULT_UID_RANGE,
+        description="Host uids leased to candidates, first and last (inclusive); each concurrent run gets its own.")
+    uid: int | None = Field(None, description="Set by the sandbox for each run to the uid it leased; not a setting.")
     gpus: int = Field(0, ge=0, description="GPUs to lease for this run (0 = CPU only).")
+    gpu_wait_s: float = Field(3600.0, ge=0, description="How long a run waits for busy GPUs before failing (0: fail at once).")
+
+    @field_validator("uid_range")
+    @classmethod
+    def _uid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        first, last = value
+        if not _UID_FLOOR <= first <= last <= _UID_CEILING:
+            raise ValueError(f"need {_UID_FLOOR} <= first <= last <= {_UID_CEILING} (above every 16-bit id, "
+                             f"below INT32_MAX), got {first}-{last}")
+        return value
+
+    @field_validator("uid")
+    @classmethod
+    def _uid_is_leased(cls, value: int | None) -> int | None:
+        if value is not None:  # the sandbox sets it with model_copy, which skips validation
+            raise ValueError("uid is leased per run from uid_range; set uid_range instead")
+        return value
 
     @field_validator("memory_bytes", "tmp_bytes", "shm_bytes", "fsize_bytes", "out_max_bytes",
                      "out_tmpfs_max_bytes", mode="before")

@@ -22,6 +22,7 @@ import requests.exceptions
 import structlog
 
 from engine.sandbox.errors import SandboxError
+from engine.sandbox.locks import open_lock_file, shared_dir
 
 log = structlog.get_logger()
 
@@ -36,30 +37,10 @@ def lock_dir(path: Path | None = None) -> Path:
     return path
 
 
-def shared_dir(path: Path) -> None:
-    """mkdir with mode 1777 so every user of the machine can create locks in it."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            path.chmod(0o1777)
-        except PermissionError:  # created concurrently by another user: theirs is fine
-            pass
-
-
 def check_run_id(run_id: str) -> str:
     if not _RUN_ID_RE.match(run_id):
         raise ValueError(f"bad run id {run_id!r}: letters, digits, . _ - (max 128)")
     return run_id
-
-
-def open_lock_file(path: Path) -> int:
-    """Open (creating with mode 0666) a lock file that any user may lock."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
-        os.fchmod(fd, 0o666)
-    except PermissionError:  # someone else's file, already 0666
-        pass
-    return fd
 
 
 class RunLock:

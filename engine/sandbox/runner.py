@@ -1,10 +1,14 @@
 """One hardened container run: create, start, wait with a timeout, kill, collect, remove.
 
 The hardening lives here in code (never a pass-through dict): no network, read-only root,
-size-capped tmpfs, no capabilities, no-new-privileges, non-root uid, pids/memory/CPU/file-size
-limits, no log kept by dockerd, and no environment beyond the image's ENV and what the caller
-passes on purpose. Three pieces live in modules of their own:
+size-capped tmpfs, no capabilities, no-new-privileges, pids/memory/CPU/file-size limits, no
+log kept by dockerd, and no environment beyond the image's ENV and what the caller passes on
+purpose. Five pieces live in modules of their own:
 
+- each run leases a host uid no concurrent candidate has (`uids`), and the container runs
+  as it;
+- every container runs under evobox's seccomp profile (`seccomp`) and sees no GPU but the
+  ones leased for it (`gpu`: NVIDIA_VISIBLE_DEVICES is the leased indices or `void`);
 - /out is a filesystem the kernel caps, mounted per run (`outfs`); after the run the engine
   reads it back with fd-relative calls and copies what it accepts into the caller's
   `out_dir` (`outcopy`); the container never sees a host directory it can write;
@@ -37,12 +41,14 @@ import structlog
 from engine.sandbox import boxinit
 from engine.sandbox.client import connect
 from engine.sandbox.errors import OutFileError, SandboxError
-from engine.sandbox.gpu import GpuLease, GpuLeaser
+from engine.sandbox.gpu import NO_GPU, GpuLease, GpuLeaser
 from engine.sandbox.limits import SandboxLimits, human_size
 from engine.sandbox.outcopy import copy_out
 from engine.sandbox.outfs import OutFs, reap_outfs
 from engine.sandbox.reaper import RUN_LABEL, RunLock, check_run_id, reap, remove_container
+from engine.sandbox.seccomp import profile_json
 from engine.sandbox.streams import Stream, StreamTails
+from engine.sandbox.uids import lease_uid
 
 __all__ = ["Mount", "OutFileError", "RunResult", "Sandbox", "SandboxError", "read_out_file"]
 
@@ -140,8 +146,11 @@ class Sandbox:
         if self._closed:
             raise SandboxError(f"sandbox of run {self.run_id} is closed")
         name = name or f"evobox-{self.run_id}-{secrets.token_hex(4)}"
-        lease = self._gpus.lease(limits.gpus) if limits.gpus else None
+        uid = lease_uid(limits.uid_range, self._lock_dir)  # a uid no concurrent candidate shares
+        limits = limits.model_copy(update={"uid": uid.uid})
+        lease = None
         try:
+            lease = self._gpus.lease(limits.gpus, wait_s=limits.gpu_wait_s) if limits.gpus else None
             with ExitStack() as stack:
                 outfs = stack.enter_context(OutFs(self.run_id, limits)) if out_dir is not None else None
                 spec = _container_spec(image, command, limits, outfs.path if outfs else None, in_dir, mounts, env,
@@ -154,6 +163,7 @@ class Sandbox:
         finally:
             if lease is not None:
                 lease.release()
+            uid.release()
 
     def _run(self, spec: dict, limits: SandboxLimits) -> RunResult:
         container = None
@@ -225,10 +235,11 @@ def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_f
     return dict(
         image=image, command=list(command), name=name, labels=dict(labels),
         entrypoint=[_INIT_PYTHON, "-I", "-S", boxinit.INIT_PATH, f"{limits.timeout_s + _INIT_GRACE_S:g}"],
-        environment=dict(env), user=f"{limits.uid}:{limits.uid}", hostname="sandbox",
+        environment={**env, "NVIDIA_VISIBLE_DEVICES": lease.visible_devices if lease else NO_GPU},
+        user=f"{limits.uid}:{limits.uid}", hostname="sandbox",
         network_mode="none", read_only=True, mounts=binds,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_bytes},nr_inodes={inodes},mode=1777"},
-        cap_drop=["ALL"], security_opt=["no-new-privileges"], privileged=False,
+        cap_drop=["ALL"], security_opt=["no-new-privileges", f"seccomp={profile_json()}"], privileged=False,
         pids_limit=limits.pids, mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes,
         nano_cpus=int(limits.cpus * 1e9), shm_size=limits.shm_bytes, ipc_mode="private",
         ulimits=[docker.types.Ulimit(name="fsize", soft=limits.fsize_bytes, hard=limits.fsize_bytes),

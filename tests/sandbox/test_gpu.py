@@ -1,18 +1,25 @@
-"""GPU leases, tested with fake device lists: no two leases share a device, a dead process's lease returns."""
+"""GPU leases, tested with fake device lists: no two leases share a device, a dead process's lease
+returns, a busy device is waited for, and a container sees exactly its leased devices."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from engine.sandbox.errors import GpuUnavailableError
 from engine.sandbox.gpu import GpuLeaser
+from engine.sandbox.limits import DEFAULT_UID_RANGE, SandboxLimits
+from engine.sandbox.runner import _container_spec
 
 
 def test_two_leases_never_share_a_device(tmp_path: Path) -> None:
@@ -74,3 +81,50 @@ def test_lock_files_are_usable_by_every_user(tmp_path: Path) -> None:
         pass
     assert stat.S_IMODE(os.stat(lock_dir).st_mode) == 0o1777
     assert stat.S_IMODE(os.stat(lock_dir / "gpu0.lock").st_mode) == 0o666
+
+
+def test_a_busy_gpu_is_waited_for_with_progress_then_leased(tmp_path: Path) -> None:
+    holder = GpuLeaser(tmp_path, devices=[0]).lease(1)
+    got: list[tuple[int, ...]] = []
+    with structlog.testing.capture_logs() as logs:
+        waiter = threading.Thread(target=lambda: got.append(GpuLeaser(tmp_path, devices=[0]).lease(1, wait_s=120).indices))
+        waiter.start()
+        while not any(entry["event"] == "sandbox.gpu_wait" for entry in logs):
+            assert waiter.is_alive(), "the lease gave up instead of waiting"
+            time.sleep(0.05)
+        holder.release()
+        waiter.join(timeout=60)
+    assert got == [(0,)]
+    wait = next(entry for entry in logs if entry["event"] == "sandbox.gpu_wait")
+    assert wait["free"] == 0 and wait["devices"] == 1 and wait["max_wait_s"] == 120
+
+
+def test_the_wait_for_a_busy_gpu_is_bounded(tmp_path: Path) -> None:
+    with GpuLeaser(tmp_path, devices=[0, 1]).lease(2):
+        with pytest.raises(GpuUnavailableError, match="only 0 of 2 are free after waiting 0.5s"):
+            GpuLeaser(tmp_path, devices=[0, 1]).lease(1, wait_s=0.5)
+
+
+def test_a_gpu_that_does_not_exist_is_an_error_without_waiting(tmp_path: Path) -> None:
+    with pytest.raises(GpuUnavailableError, match="this machine has 2 GPU"):
+        GpuLeaser(tmp_path, devices=[0, 1]).lease(3, wait_s=3600)  # waiting would hang the test
+
+
+def test_the_container_sees_exactly_the_leased_gpus_and_none_without_a_lease(tmp_path: Path) -> None:
+    """NVIDIA_VISIBLE_DEVICES is always set: a host whose default runtime is nvidia reads it."""
+    limits = SandboxLimits().model_copy(update={"uid": DEFAULT_UID_RANGE[0]})
+    with GpuLeaser(tmp_path, devices=[3, 5, 7]).lease(2) as lease:
+        spec = _container_spec("img", ["true"], limits, None, None, (), {}, lease, {}, "name")
+        assert spec["environment"]["NVIDIA_VISIBLE_DEVICES"] == "3,5"
+        assert spec["device_requests"][0]["DeviceIDs"] == ["3", "5"]
+    spec = _container_spec("img", ["true"], limits, None, None, (), {"NVIDIA_VISIBLE_DEVICES": "all"}, None, {}, "n")
+    assert spec["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void" and spec["device_requests"] == []
+
+
+def test_no_image_recipe_defaults_to_all_gpus() -> None:
+    recipes = list((Path(__file__).parents[2] / "sandbox_images").glob("*/Dockerfile"))
+    assert any("cuda" in str(path) for path in recipes)
+    for path in recipes:
+        instructions = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+        for value in re.findall(r"NVIDIA_VISIBLE_DEVICES=(\S+)", instructions):
+            assert value == "void", f"{path} sets NVIDIA_VISIBLE_DEVICES={value}"
