@@ -11,7 +11,9 @@ from pathlib import Path
 
 import docker
 import pytest
+import structlog
 
+from engine.sandbox import gpu
 from engine.sandbox.errors import GpuUnavailableError, OutFileError, SandboxError
 from engine.sandbox.gpu import detect_gpus
 from engine.sandbox.limits import SandboxLimits
@@ -26,10 +28,12 @@ def py(code: str) -> list[str]:
     return ["python3", "-c", code]
 
 
-def test_trivial_run_reports_exit_stdout_and_runs_as_nobody(sandbox: Sandbox, base_image: str) -> None:
-    result = sandbox.run(base_image, py("import os; print('hi', os.getuid(), os.getcwd())"), limits=FAST)
+def test_trivial_run_reports_exit_stdout_and_runs_as_its_leased_uid(sandbox: Sandbox, base_image: str) -> None:
+    result = sandbox.run(base_image, py("import os; print('hi', os.getuid(), os.getgid(), os.getcwd())"), limits=FAST)
     assert result.ok and result.exit_code == 0 and not result.timed_out and not result.oom_killed
-    assert result.stdout_tail == "hi 65534 /opt/evobox\n"
+    uid = result.limits.uid
+    assert result.stdout_tail == f"hi {uid} {uid} /opt/evobox\n"
+    assert FAST.uid_range[0] <= uid <= FAST.uid_range[1] and uid != 65534
     assert result.failure_reason() == ""
 
 
@@ -42,8 +46,9 @@ def test_environment_is_image_env_plus_only_what_is_passed(sandbox: Sandbox, bas
     assert env["EVOBOX_GIVEN"] == "yes"
     assert "EVOBOX_HOST_ONLY" not in env
     assert env["PYTHONPATH"] == "/opt/evobox" and env["HOME"] == "/tmp" and env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void"  # no GPU without a lease, whatever the host's runtime
     assert set(env) <= {"PATH", "HOSTNAME", "PYTHONPATH", "HOME", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
-                        "LANG", "EVOBOX_GIVEN"}
+                        "LANG", "EVOBOX_GIVEN", "NVIDIA_VISIBLE_DEVICES"}
 
 
 def test_failure_reason_is_the_last_stderr_line(sandbox: Sandbox, base_image: str) -> None:
@@ -174,3 +179,30 @@ def test_asking_for_a_gpu_without_one_fails_clearly_and_starts_nothing(
     with pytest.raises(GpuUnavailableError, match="no GPU"):
         sandbox.run(base_image, py("pass"), limits=SandboxLimits(gpus=1))
     assert not docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={sandbox.run_id}"})
+
+
+def test_a_busy_gpu_makes_the_run_wait_instead_of_failing(docker_client: docker.DockerClient, base_image: str,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake device list [0], held by another lease; once freed, the run leases it and asks Docker
+    for exactly that device (this machine has no NVIDIA driver, so Docker refuses the request)."""
+    monkeypatch.setattr(gpu, "detect_gpus", lambda: [0])
+    holder = gpu.GpuLeaser(tmp_path, devices=[0]).lease(1)
+    errors: list[Exception] = []
+
+    def run() -> None:
+        with Sandbox(f"test-gpu-wait-{uuid.uuid4().hex[:8]}", client=docker_client, gpu_lock_dir=tmp_path) as box:
+            try:
+                box.run(base_image, py("pass"), limits=SandboxLimits(gpus=1, gpu_wait_s=120))
+            except SandboxError as exc:
+                errors.append(exc)
+
+    with structlog.testing.capture_logs() as logs:
+        waiter = threading.Thread(target=run)
+        waiter.start()
+        while not any(entry["event"] == "sandbox.gpu_wait" for entry in logs):
+            assert waiter.is_alive(), f"the run did not wait for the busy GPU: {errors}"
+            time.sleep(0.05)
+        holder.release()
+        waiter.join(timeout=120)
+    assert len(errors) == 1 and not isinstance(errors[0], GpuUnavailableError)
+    assert "nvidia" in str(errors[0])  # the device request reached Docker: the lease was granted
