@@ -3,13 +3,17 @@ reference policy, ranked pairs) and, for the GPU settings, the converted prefere
 
 Each is built in a task-image container into a temporary directory of the cache, then renamed
 into place under a key derived from its settings, so a crash never leaves a half artifact and
-a second run (or a second process, under the file lock) reuses it.
+a second run (or a second process, under the file lock) reuses it. The builder container ran
+as a uid leased for that run alone, and torch writes some files 0600, so the engine takes the
+tree over (owner root when it can, read-only modes for everyone) before any candidate, which
+runs as another uid, mounts it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ def ensure(build: ArtifactBuild, root: Path, sandbox: Sandbox, image: str, limit
     target = root / key_of(build, image)
     with FileLock(str(target) + ".lock"):
         if (target / "done.json").exists():
+            _share(target)  # also fixes a tree cached before candidates had uids of their own
             return target
         work = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=root))
         try:
@@ -54,7 +59,7 @@ def ensure(build: ArtifactBuild, root: Path, sandbox: Sandbox, image: str, limit
             if not result.ok:
                 raise ArtifactError(f"building the {build.kind} artifact failed: {result.failure_reason()}")
             (work / "done.json").write_text(json.dumps(build.settings, sort_keys=True))
-            work.chmod(0o755)
+            _share(work)
             if target.exists():
                 shutil.rmtree(target)
             work.rename(target)
@@ -62,3 +67,14 @@ def ensure(build: ArtifactBuild, root: Path, sandbox: Sandbox, image: str, limit
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _share(tree: Path) -> None:
+    """Owner root (when the engine is root), directories 0755, files 0644; symlinks untouched."""
+    for directory, _, files in os.walk(tree):
+        for path in [directory, *(os.path.join(directory, name) for name in files)]:
+            if os.path.islink(path):
+                continue
+            if os.geteuid() == 0:
+                os.chown(path, 0, 0, follow_symlinks=False)
+            os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
