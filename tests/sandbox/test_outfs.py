@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from engine.sandbox.errors import SandboxError
-from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.limits import DEFAULT_UID_RANGE, SandboxLimits
 from engine.sandbox.outcopy import copy_out
 from engine.sandbox.outfs import OutFs, OutFsKind, fs_bytes, reap_outfs, staging_root
 from engine.sandbox.reaper import RunLock
 
-SMALL = SandboxLimits(out_max_bytes="4m", out_max_files=50)
+# Sandbox.run fills in the uid it leased for the run; OutFs alone gets one the same way.
+SMALL = SandboxLimits(out_max_bytes="4m", out_max_files=50).model_copy(update={"uid": DEFAULT_UID_RANGE[0] + 99})
 KINDS = [pytest.param(SMALL, id="tmpfs"), pytest.param(SMALL.model_copy(update={"out_tmpfs_max_bytes": 1 << 20}),
                                                        id="ext4-image")]
 
