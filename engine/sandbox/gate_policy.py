@@ -39,7 +39,7 @@ ALLOWED_MODULES = frozenset({
 })
 DENIED_SUBMODULES = frozenset({
     "concurrent.futures.process", "torch.utils.cpp_extension", "torch.multiprocessing", "torch.hub",
-    "numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "os.path.os",
+    "numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "os.path.os", "logging.config", "logging.handlers",
 })
 DENIED_IMPORT_NAMES = frozenset({"ProcessPoolExecutor", "cpp_extension", "ctypeslib", "load_library", "load_inline"})
 
@@ -59,8 +59,8 @@ DANGEROUS_ATTRIBUTES = frozenset({
     "_getframe", "_current_frames", "settrace", "setprofile", "meta_path", "path_hooks", "path_importer_cache",
     "get_referrers", "get_referents", "f_globals", "f_locals", "f_back", "f_builtins", "f_code", "gi_frame",
     "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "tb_frame", "tb_next", "co_code", "mro",
-    "attrgetter", "methodcaller",
-}) | DANGEROUS_MODULE_NAMES
+    "attrgetter", "methodcaller", "currentframe",
+}) | DANGEROUS_MODULE_NAMES | {f"_{name.lstrip('_')}" for name in DANGEROUS_MODULE_NAMES}  # random._os, threading._sys
 # `os` and `sys` are allowed for a handful of harmless names only; anything else is refused.
 MODULE_ATTRIBUTES: dict[str, frozenset[str]] = {
     "os": frozenset({"path", "environ", "getenv", "cpu_count", "getcwd", "listdir", "makedirs", "mkdir", "remove",
@@ -225,8 +225,6 @@ class GatePolicy(RestrictingNodeTransformer):
             module = alias.name if alias.asname else top
             if module in MODULE_ATTRIBUTES:
                 self._module_aliases[bound] = module
-            elif alias.asname and alias.name.startswith(("os.", "sys.")):
-                self.error(node, f"import {alias.name} as {alias.asname}: use {top}.<name> instead")
         return self.check_import_names(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:

@@ -34,7 +34,7 @@ LEGIT = [
     "import sys\nsys.stdout.write('x\\n')\nsys.setrecursionlimit(5000)\nif __name__ == '__main__':\n    print('main')\n",
     "def forward(self, taskInfo):\n    out = getattr(taskInfo, 'content', '')\n    ok = hasattr(taskInfo, 'name')\n"
     "    with open('/tmp/notes.txt', 'w') as handle:\n        handle.write(str(out))\n    return out if ok else None\n",
-    "import numpy as np\nimport torch\nx = np.array([[1, 2], [3, 4]])\ny = np.rot90(x).tolist()\n"
+    "import os.path as osp\nimport numpy as np\nimport torch\nroot = osp.join('a', 'b')\nx = np.array([[1, 2], [3, 4]])\ny = np.rot90(x).tolist()\n"
     "t = torch.tensor(y, dtype=torch.float32)\nm = torch.nn.Linear(2, 2)\nn = sum(1 for _ in m.modules())\n",
     "try:\n    value = int('x')\nexcept ValueError as error:\n    value = -1\nfinally:\n    pass\n",
 ]
@@ -112,6 +112,9 @@ HOSTILE = {
     "import numpy as np\nlib = np.ctypeslib\n": "attribute ctypeslib",
     "import os\nos.posix_spawn('/bin/sh', ['sh'], {})\n": "os.posix_spawn",
     "import os\nos.fork()\n": "os.fork",
+    "import random\nshell = random._os\n": "attribute _os",
+    "import logging\nframe = logging.currentframe()\n": "attribute currentframe",
+    "import logging.config\n": "logging.config",
     # modules outside the allow-list, however they are spelled
     "import posix\nposix.system('id')\n": "import of posix",
     "import _socket\n": "import of _socket",
