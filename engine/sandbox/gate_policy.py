@@ -44,10 +44,11 @@ DENIED_SUBMODULES = frozenset({
 DENIED_IMPORT_NAMES = frozenset({"ProcessPoolExecutor", "cpp_extension", "ctypeslib", "load_library", "load_inline"})
 
 # Modules reachable as attributes of allowed ones (os.sys, posixpath.os, torch.multiprocessing...).
+# Names that are also common plain attributes (`.code`, `.types`) are left to the import allow-list.
 DANGEROUS_MODULE_NAMES = frozenset({
     "os", "sys", "posix", "nt", "subprocess", "_posixsubprocess", "builtins", "ctypes", "ctypeslib", "_ctypes",
-    "importlib", "socket", "_socket", "multiprocessing", "pty", "signal", "resource", "marshal", "pickle", "runpy",
-    "pdb", "timeit", "code", "codeop", "inspect", "gc", "types", "platform", "asyncio", "shutil", "cpp_extension",
+    "importlib", "socket", "_socket", "multiprocessing", "pty", "signal", "marshal", "pickle", "runpy",
+    "pdb", "timeit", "codeop", "inspect", "gc", "asyncio", "shutil", "cpp_extension",
 })
 # Attributes refused on any receiver: process creation, privilege, dynamic loading, frames.
 DANGEROUS_ATTRIBUTES = frozenset({

@@ -36,7 +36,7 @@ LEGIT = [
     "    with open('/tmp/notes.txt', 'w') as handle:\n        handle.write(str(out))\n    return out if ok else None\n",
     "import os.path as osp\nimport numpy as np\nimport torch\nroot = osp.join('a', 'b')\nx = np.array([[1, 2], [3, 4]])\ny = np.rot90(x).tolist()\n"
     "t = torch.tensor(y, dtype=torch.float32)\nm = torch.nn.Linear(2, 2)\nn = sum(1 for _ in m.modules())\n",
-    "try:\n    value = int('x')\nexcept ValueError as error:\n    value = -1\nfinally:\n    pass\n",
+    "try:\n    value = int('x')\nexcept SystemExit as error:\n    value = error.code\nfinally:\n    pass\n",
 ]
 
 # Paper-style ADAS agents (Hu et al., 2024): a debate, and an ARC agent that works on grids with numpy.
