@@ -15,8 +15,9 @@ unchanged in a container instead, so this subclass only *checks*:
   * no dunder attribute or name outside a small set, no attribute that names a dangerous module
     (`x.os.system`, `np.ctypeslib`) or an exec/spawn/frame primitive, whatever the receiver;
   * `eval`, `exec`, `compile`, `__import__`, `globals`, `locals`, `vars`, `breakpoint`,
-    `input` refused outright (also as values: `e = eval` is refused); `getattr`, `setattr`,
-    `delattr`, `hasattr` only called directly with a literal, harmless attribute name;
+    `input`, `help` (its pager runs a subprocess) refused outright, also as values
+    (`e = eval`); `getattr`, `setattr`, `delattr`, `hasattr` only called directly with a
+    literal, harmless attribute name;
     `open` only with a literal path outside /proc, /sys and /dev;
   * string constants that spell an interpreter escape (`"{0.__class__.__bases__}"`).
 
@@ -80,7 +81,7 @@ ALLOWED_DUNDERS = frozenset({
     "__all__", "__annotations__", "__slots__",
 })
 FORBIDDEN_BUILTINS = frozenset({
-    "eval", "exec", "compile", "__import__", "globals", "locals", "vars", "breakpoint", "input",
+    "eval", "exec", "compile", "__import__", "globals", "locals", "vars", "breakpoint", "input", "help",
     "__builtins__", "__loader__", "__spec__",
 })
 ATTRIBUTE_BUILTINS = frozenset({"getattr", "setattr", "delattr", "hasattr"})

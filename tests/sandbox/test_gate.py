@@ -172,6 +172,7 @@ HOSTILE = {
     "compile('1', 'x', 'eval')\n": "compile",
     "breakpoint()\n": "breakpoint",
     "input()\n": "input",
+    "import os\nhelp(os)\n": "help",
     # files the candidate has no business with
     "open('/proc/self/environ').read()\n": "/proc",
     "open('/sys/fs/cgroup/memory.max')\n": "/sys",
