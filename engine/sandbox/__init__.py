@@ -3,8 +3,8 @@
 images (ImageBuilder: base, runtime, layer), runner (Sandbox.run, read_out_file), limits
 (SandboxLimits), outfs (the kernel-capped /out of one run), outcopy (reading /out back,
 fd-relative, fail closed), streams (separate stdout/stderr tails), boxinit (PID 1 in every
-container: the deadline without the engine), gate (check_code), reaper (run liveness,
-leftovers), locks (flock files), gpu (GpuLeaser), uids (lease_uid), seccomp (the profile every
-container runs under), cli (sandbox_app, images_app). Everything talks to Docker through
-docker-py; nothing is ever pulled.
+container: the deadline without the engine), gate (check_code; its policy on RestrictedPython
+in gate_policy), reaper (run liveness, leftovers), locks (flock files), gpu (GpuLeaser), uids
+(lease_uid), seccomp (the profile every container runs under), cli (sandbox_app, images_app).
+Everything talks to Docker through docker-py; nothing is ever pulled.
 """

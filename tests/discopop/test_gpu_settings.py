@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.domains.discopop import baselines
+from engine.domains.discopop import baselines, layers
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
 from engine.search.domain import RunContext
@@ -50,6 +50,9 @@ def hf_config(standins: Path, setting: str, **extra) -> dict:
 
 def test_imdb_setting_trains_an_hf_policy_and_scores_it_with_a_reward_model(prepared, hf_run, standins):
     domain = prepared(hf_run, **hf_config(standins, "imdb"))
+    # the candidate's /in holds the training pairs; the evaluation prompts only the evaluator sees
+    assert {p.name for p in domain.inputs_dir.iterdir()} == {"pairs.jsonl"}
+    assert (domain.inputs_dir.parent / layers.ARTIFACT_EVAL / "eval_prompts.jsonl").is_file()
     result = evaluate(domain, hf_run, baselines.DPO)
     run = result.detail["per_beta"]["0.1"]["runs"]["0"]
     assert 0.0 <= run["reward"] <= 1.0 and run["kl"] >= 0 and run["n"] == 4

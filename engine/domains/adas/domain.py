@@ -19,6 +19,7 @@ from engine.domains.adas.config import AdasConfig
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.stop import StopReason
+from engine.task_secret import TaskSecret
 
 RUNTIME = "adas"
 LAYER_KIND = "adas-candidate"
@@ -135,6 +136,7 @@ class AdasDomain(Domain):
         self._tasks: list[Task] | None = None
         self._runtime: str | None = None
         self._agent_model = ""
+        self._secret: TaskSecret | None = None  # keys GPQA's option order (set in prepare)
 
     # ---- prompts -------------------------------------------------------------------------
     def system_prompt(self) -> str:
@@ -166,7 +168,10 @@ class AdasDomain(Domain):
         """What a score depends on: data, split, budgets, bootstrap and the agents' model (not the
         prompt style, the baseline list or the container's CPU share)."""
         setting = self.config.model_dump(mode="json", include=EVALUATION_FIELDS)
-        return json.dumps({"setting": setting, "agent_model": self._agent_model}, sort_keys=True)
+        key: dict[str, Any] = {"setting": setting, "agent_model": self._agent_model}
+        if spec_for(self.config.benchmark).secret_order:  # another secret, another option order
+            key["task_secret"] = self._secret.fingerprint if self._secret else ""
+        return json.dumps(key, sort_keys=True)
 
     def after_search(self, run_dir: Path, **run_kwargs: Any) -> tuple[StopReason, str] | None:
         """The best agents and the best baseline on the test split (final_test.py)."""
@@ -187,13 +192,15 @@ class AdasDomain(Domain):
             c = self.config
             self._tasks = load_tasks(c.benchmark, c.split, source=c.source, data_dir=c.data_dir,
                                      limit=c.n_questions or None, languages=c.languages, seed=c.seed,
-                                     repeats=c.repeats, arc_max_side=c.arc_max_side)
+                                     repeats=c.repeats, arc_max_side=c.arc_max_side,
+                                     order_secret=self._secret.derive("adas-option-order") if self._secret else None)
         return self._tasks
 
     def prepare(self, run: RunContext) -> None:
         self._runtime = run.images.runtime(RUNTIME)
         upstream = getattr(run.gateway, "upstream", None)  # the model the agents really get
         self._agent_model = upstream.model if upstream is not None else (run.llm.agent.model or "")
+        self._secret = TaskSecret.load(run.cache_dir)
         self.tasks()
 
     # ---- evaluation ----------------------------------------------------------------------

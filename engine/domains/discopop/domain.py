@@ -26,6 +26,7 @@ from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.sandbox.errors import OutFileError
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.runner import Mount, RunResult, read_out_file
+from engine.task_secret import TaskSecret
 
 RESULT_MAX = 4 * 1024 * 1024
 POLICY_MOUNT, REWARD_MOUNT, DATA_MOUNT, REF_MOUNT = "/models/policy", "/models/reward", "/data", "/ref"
@@ -42,7 +43,7 @@ class DiscoPopDomain(Domain):
         self.needs_gateway = config.setting is Setting.JUDGE  # the judge reaches the LLM through the gateway
         self._runtime: str | None = None
         self._task_image: str | None = None
-        self._inputs: Path | None = None  # mounted at /in of the candidate container
+        self._inputs: Path | None = None  # the shared artifact: train/ is a candidate's /in, all of it the evaluator's /ref
         self._mounts: dict[str, Path] = {}  # host dirs of the GPU settings' models and data
         self._base_limits = SandboxLimits()
 
@@ -68,8 +69,10 @@ class DiscoPopDomain(Domain):
 
     def evaluation_key(self) -> str:
         """What the score depends on; container limits are left out so that raising a timeout
-        keeps the cached baseline scores."""
-        return self.config.model_dump_json(exclude={"train_limits", "eval_limits"})
+        keeps the cached baseline scores. After `prepare`, the shared artifact's name too: it is
+        keyed by the task image and the task secret, which change the reference and its tokens."""
+        setting = self.config.model_dump_json(exclude={"train_limits", "eval_limits"})
+        return setting if self._inputs is None else f"{setting} artifact={self._inputs.name}"
 
     def prepare(self, run: RunContext) -> None:
         """Images, then the shared artifact (proxy reference or converted preference data)."""
@@ -82,8 +85,10 @@ class DiscoPopDomain(Domain):
             self._inputs = self._prepare_hf(run)
 
     def _prepare_proxy(self, run: RunContext) -> Path:
-        spec = self.config.proxy_spec_json()
-        build = ArtifactBuild("reference", spec, ["python", "-m", "dpbox.reference", "/out", json.dumps(spec)])
+        """The reference artifact; its token names are keyed by the machine's task secret."""
+        spec, secret = self.config.proxy_spec_json(), TaskSecret.load(run.cache_dir)
+        command = ["python", "-m", "dpbox.reference", "/out", json.dumps(spec), secret.derive("discopop-vocabulary").hex()]
+        build = ArtifactBuild("reference", {**spec, "task_secret": secret.fingerprint}, command)
         return ensure(build, run.cache_dir / "discopop", run.sandbox, self._task_image,
                       self.config.train_limits.sandbox(run.limits))
 
@@ -130,10 +135,10 @@ class DiscoPopDomain(Domain):
     # ---- containers ------------------------------------------------------------------------
     @property
     def inputs_dir(self) -> Path:
-        """The shared artifact mounted at /in of candidate containers (after `prepare`)."""
+        """The part of the shared artifact mounted at /in of candidate containers (after `prepare`)."""
         if self._runtime is None or self._inputs is None or self._task_image is None:
             raise RuntimeError("DiscoPopDomain.prepare must run before candidates are evaluated")
-        return self._inputs
+        return layers.candidate_inputs(self._inputs)
 
     def train_code(self, code: str, ctx: CandidateContext, *, validate: bool = True) -> dict[str, Any]:
         """Build the candidate image and run its container (validity tests, then training);
@@ -173,7 +178,7 @@ class DiscoPopDomain(Domain):
         out = ctx.candidate_dir / "train"
         limits = self.config.train_limits.sandbox(self._base_limits)
         result = ctx.run.sandbox.run(image, ["python", "-m", "dpbox.run_candidate", self.job_json(validate)],
-                                     limits=limits, out_dir=out, in_dir=self._inputs, mounts=self._model_mounts("policy"),
+                                     limits=limits, out_dir=out, in_dir=self.inputs_dir, mounts=self._model_mounts("policy"),
                                      labels=labels)
         _save_logs(ctx.candidate_dir, "train", result)
         report = _read_json(out, "result.json")
@@ -214,10 +219,12 @@ class DiscoPopDomain(Domain):
     def eval_request(self, keys: list[str]) -> dict[str, Any]:
         hf = self.config.hf
         if self.config.setting is Setting.PROXY:
-            return {"kind": "proxy", "reference_dir": REF_MOUNT, "weights_dir": "/in", "keys": keys,
+            return {"kind": "proxy", "reference_dir": f"{REF_MOUNT}/{layers.ARTIFACT_TRAIN}",
+                    "eval_dir": f"{REF_MOUNT}/{layers.ARTIFACT_EVAL}", "weights_dir": "/in", "keys": keys,
                     "proxy": self.config.proxy_spec_json(), "out_dir": "/out"}
         return {"kind": "hf", "setting": self.config.setting.value, "reference_dir": POLICY_MOUNT, "weights_dir": "/in",
-                "keys": keys, "prompts": "/questions.jsonl" if self.config.setting is Setting.JUDGE else REF_MOUNT + "/eval_prompts.jsonl",
+                "keys": keys, "prompts": "/questions.jsonl" if self.config.setting is Setting.JUDGE
+                else f"{REF_MOUNT}/{layers.ARTIFACT_EVAL}/eval_prompts.jsonl",
                 "reward_dir": REWARD_MOUNT, "reward_label": hf.reward_label, "max_new_tokens": hf.max_new_tokens,
                 "batch_size": hf.eval_batch_size, "seed": hf.eval_seed, "bf16": self.config.training.bf16,
                 "out_dir": "/out"}

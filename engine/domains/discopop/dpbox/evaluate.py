@@ -1,9 +1,11 @@
 """Entry point of the evaluation container (task image: no candidate code inside).
 
-`python -m dpbox.evaluate '<json>'` with the reference artifact at `reference_dir` and the
-candidate's trained weights at `weights_dir` (both read-only). For each run key it samples
-completions for a fixed, seeded prompt set and reports the mean exact reward and the mean
-sequence KL to the reference. Raw numbers only: the engine turns them into a fitness.
+`python -m dpbox.evaluate '<json>'` with the reference artifact at `reference_dir` (its train/
+part: tokenizer and reference weights; its eval/ part at `eval_dir`: the word <-> token mapping,
+never mounted into a candidate) and the candidate's trained weights at `weights_dir` (all
+read-only). For each run key it samples completions for a fixed, seeded prompt set (the seed
+comes in the request, never through a candidate's /in) and reports the mean exact reward and
+the mean sequence KL to the reference. Raw numbers only: the engine turns them into a fitness.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import lm, reward, sampling, threads
+from .lexicon import Lexicon
 from .proxy_spec import ProxySpec
 from .reference import random_prompt
 
@@ -33,13 +36,14 @@ def eval_prompts(spec: ProxySpec) -> list[str]:
     return [random_prompt(rng, spec, tags[i % 2]) for i in range(spec.eval_prompts)]
 
 
-def score_policy(policy, reference, tokenizer, prompts: list[str], spec: ProxySpec) -> dict[str, float]:
+def score_policy(policy, reference, tokenizer, prompts: list[str], spec: ProxySpec, lexicon: Lexicon) -> dict[str, float]:
     generator = torch.Generator().manual_seed(spec.eval_seed)
-    prompt_ids = tokenizer(prompts, return_tensors="pt")["input_ids"]
+    prompt_ids = tokenizer([lexicon.encode(prompt) for prompt in prompts], return_tensors="pt")["input_ids"]
     banned = tokenizer.all_special_ids
     completions = sampling.sample(policy, prompt_ids, spec.completion_length, generator, banned)
     kl = sampling.sequence_kl(policy, reference, prompt_ids, completions, banned)
-    rewards = [reward.reward(prompt, tokenizer.decode(ids), spec.completion_length) for prompt, ids in zip(prompts, completions)]
+    rewards = [reward.reward(prompt, lexicon.decode(tokenizer.decode(ids)), spec.completion_length)
+               for prompt, ids in zip(prompts, completions)]
     return {
         "reward": statistics.fmean(rewards),
         "reward_sd": statistics.pstdev(rewards),
@@ -49,11 +53,12 @@ def score_policy(policy, reference, tokenizer, prompts: list[str], spec: ProxySp
     }
 
 
-def evaluate_proxy(reference_dir: Path, weights_dir: Path, keys: list[str], spec: ProxySpec) -> dict:
+def evaluate_proxy(reference_dir: Path, eval_dir: Path, weights_dir: Path, keys: list[str], spec: ProxySpec) -> dict:
     reference, tokenizer = lm.load_reference(reference_dir)
     reference.eval()
+    lexicon = Lexicon.load(eval_dir)
     prompts = eval_prompts(spec)
-    scores = {"reference": score_policy(reference, reference, tokenizer, prompts, spec)}
+    scores = {"reference": score_policy(reference, reference, tokenizer, prompts, spec, lexicon)}
     policy, _ = lm.load_reference(reference_dir)
     policy.eval()
     for key in keys:
@@ -63,7 +68,7 @@ def evaluate_proxy(reference_dir: Path, weights_dir: Path, keys: list[str], spec
             continue
         try:
             lm.load_weights(policy, path)
-            scores[key] = score_policy(policy, reference, tokenizer, prompts, spec)
+            scores[key] = score_policy(policy, reference, tokenizer, prompts, spec, lexicon)
         except (RuntimeError, ValueError) as error:  # e.g. NaN weights: the candidate's policy, not us
             scores[key] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
     return scores
@@ -74,9 +79,8 @@ def main(request: dict) -> None:
     threads.configure_torch()
     out = Path(request["out_dir"])
     if request["kind"] == "proxy":
-        scores = evaluate_proxy(
-            Path(request["reference_dir"]), Path(request["weights_dir"]), request["keys"], ProxySpec(**request["proxy"])
-        )
+        scores = evaluate_proxy(Path(request["reference_dir"]), Path(request["eval_dir"]), Path(request["weights_dir"]),
+                                request["keys"], ProxySpec(**request["proxy"]))
     else:
         from . import hf_eval
 

@@ -1,8 +1,9 @@
 """Turn a preference dataset (local file or directory) into the jsonl files the containers read.
 
 Runs in the task image (`python -m dpbox.hf_data '<json>'`) with the dataset mounted read-only
-at /data: train pairs -> /out/pairs.jsonl (prompt/chosen/rejected, plain strings or chat
-message lists as the dataset has them); the eval split's prompts -> /out/eval_prompts.jsonl.
+at /data: train pairs -> /out/train/pairs.jsonl (prompt/chosen/rejected, plain strings or chat
+message lists as the dataset has them; train/ is the candidate's /in); the eval split's prompts
+-> /out/eval/eval_prompts.jsonl (eval/ is mounted only into the evaluation container).
 """
 
 from __future__ import annotations
@@ -36,20 +37,25 @@ def rows(dataset: Dataset, columns: tuple[str, ...], limit: int | None = None):
         yield {c: row[c] for c in present}
 
 
+TRAIN_DIR, EVAL_DIR = "train", "eval"
+
+
 def main(request: dict) -> None:
     source, out = Path(request["source"]), Path(request["out_dir"])
+    (out / TRAIN_DIR).mkdir()
+    (out / EVAL_DIR).mkdir()
     train = load(source, request["split"])
     missing = [c for c in ("chosen", "rejected") if c not in train.column_names]
     if missing:
         raise SystemExit(f"dataset has no column(s) {missing}; needs prompt/chosen/rejected")
-    with (out / "pairs.jsonl").open("w") as handle:
+    with (out / TRAIN_DIR / "pairs.jsonl").open("w") as handle:
         for row in rows(train, COLUMNS, request.get("max_pairs")):
             handle.write(json.dumps(row) + "\n")
     try:
         evaluation = load(source, request["eval_split"])
     except (ValueError, KeyError):
         evaluation = train  # no held-out split: prompts of the training set
-    with (out / "eval_prompts.jsonl").open("w") as handle:
+    with (out / EVAL_DIR / "eval_prompts.jsonl").open("w") as handle:
         for row in rows(evaluation, ("prompt", "chosen"), request["eval_prompts"]):
             prompt = row.get("prompt")
             if prompt is None:  # implicit prompt: the chosen conversation without its last turn
