@@ -22,7 +22,7 @@ import structlog
 from benchmarks.adas.loaders import LETTERS
 from benchmarks.adas.registry import Benchmark, Split, option_order_key
 from engine.domains.adas.config import AdasConfig
-from engine.domains.adas.domain import STUB_ANSWERS, AdasDomain, box_files
+from engine.domains.adas.domain import AdasDomain, box_files
 from engine.domains.adas.evaluation import CandidateRun
 from engine.llm.config import LLMConfig
 from engine.search.domain import CandidateContext, RunContext
@@ -102,7 +102,7 @@ def _agent_inputs(domain: AdasDomain, run: RunContext, tmp_path: Path, split: Sp
     directory.mkdir()
     ctx = CandidateContext(run=run, candidate_id="c", candidate_dir=directory, stage=lambda _: None,
                            log=structlog.get_logger())
-    in_dir = CandidateRun(domain.config, ctx, "runtime", AGENT, STUB_ANSWERS[domain.config.benchmark])._write_inputs(domain.tasks())
+    in_dir = CandidateRun(domain.config, ctx, "runtime", AGENT)._write_inputs(domain.tasks())
     files = {f"/in/{p.name}": p.read_bytes() for p in in_dir.iterdir()}
     files.update({f"/opt/evobox/{name}": data for name, data in box_files(AGENT).items()})
     return files

@@ -54,7 +54,9 @@ def test_paper_agent_passes_the_gate_and_the_static_check(name):
 @pytest.mark.parametrize("name", AGENTS)
 def test_paper_agent_passes_the_stub_selftest(tmp_path, sources, name):
     benchmark = benchmark_of(name)
-    questions = [task.public() for task in load_tasks(benchmark, source=sources[benchmark], repeats=1)]
+    secret = b"paper-agents-test" if spec_for(benchmark).secret_order else None  # GPQA's option order
+    questions = [task.public() for task in load_tasks(benchmark, source=sources[benchmark], repeats=1,
+                                                      order_secret=secret)]
     report = run_harness(tmp_path, "selftest", AGENTS[name], questions, benchmark=benchmark.value,
                          answer_hint=spec_for(benchmark).answer_hint, selftest_timeout_s=20)
     assert report["ok"] is True, report["reason"]
