@@ -11,7 +11,8 @@ from benchmarks.adas import Task, spec_for
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.runner import RunResult, read_out_file
+from engine.sandbox.results import ResultModel, read_result
+from engine.sandbox.runner import RunResult
 from engine.search.candidate import CandidateFailure, Status
 from engine.search.domain import CandidateContext
 
@@ -43,15 +44,19 @@ def failure_of(result: RunResult, what: str, limits: SandboxLimits) -> Candidate
                             {"stderr_tail": result.stderr_tail[-2000:]})
 
 
-def read_json(out_dir: Path, name: str, max_bytes: int, what: str) -> dict[str, Any]:
-    """A JSON object the container wrote to /out, size-capped and never following links."""
-    try:
-        value = json.loads(read_out_file(out_dir, name, max_bytes))
-    except (OSError, ValueError) as exc:
-        raise CandidateFailure(Status.FAILED, f"{what}: no readable /out/{name} ({exc})") from None
-    if not isinstance(value, dict):
-        raise CandidateFailure(Status.FAILED, f"{what}: /out/{name} is not a JSON object")
-    return value
+class SelftestReport(ResultModel):
+    """/out/selftest.json of the harness's unit test."""
+
+    ok: bool
+    reason: str | None = None
+
+
+class AnswersReport(ResultModel):
+    """/out/answers.json: per question id, {"answer": ..., "error": ...}. Entries stay loose on
+    purpose: a junk entry scores 0 for that question (score_answers), it does not void the rest."""
+
+    load_error: str | None = None
+    answers: dict[str, Any]
 
 
 class CandidateRun:
@@ -103,9 +108,9 @@ class CandidateRun:
         (self.dir / "selftest.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
         if not result.ok:
             raise failure_of(result, "unit test", limits)
-        report = read_json(out_dir, "selftest.json", SELFTEST_MAX_BYTES, "unit test")
-        if not report.get("ok"):
-            raise CandidateFailure(Status.FAILED, f"unit test: {report.get('reason')}")
+        report = read_result(out_dir, "selftest.json", SelftestReport, max_bytes=SELFTEST_MAX_BYTES, what="unit test")
+        if not report.ok:
+            raise CandidateFailure(Status.FAILED, f"unit test: {report.reason}"[:500])
 
     def _evaluate(self, image: str, in_dir: Path, questions: int) -> dict[str, Any]:
         c, run = self.config, self.ctx.run
@@ -130,8 +135,7 @@ class CandidateRun:
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         if not result.ok:
             raise failure_of(result, "evaluation", limits)
-        report = read_json(out_dir, "answers.json", ANSWERS_MAX_BYTES, "evaluation")
-        if report.get("load_error"):
-            raise CandidateFailure(Status.INVALID, str(report["load_error"])[:300])
-        answers = report.get("answers")
-        return answers if isinstance(answers, dict) else {}
+        report = read_result(out_dir, "answers.json", AnswersReport, max_bytes=ANSWERS_MAX_BYTES, what="evaluation")
+        if report.load_error:
+            raise CandidateFailure(Status.INVALID, report.load_error[:300])
+        return report.answers

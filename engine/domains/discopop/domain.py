@@ -23,12 +23,14 @@ from engine.domains.discopop.config import DiscoPopConfig, Setting
 from engine.domains.discopop.dpbox.job import run_key
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
-from engine.sandbox.errors import OutFileError
+from engine.domains.discopop.results import EvalReport, TrainReport, TrainStatus
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.runner import Mount, RunResult, read_out_file
+from engine.sandbox.results import copy_result_file, list_result_dir, read_result
+from engine.sandbox.runner import Mount, RunResult
 from engine.task_secret import TaskSecret
 
 RESULT_MAX = 4 * 1024 * 1024
+WEIGHT_FILES_MAX = 64  # a saved HF model directory holds a handful of files
 POLICY_MOUNT, REWARD_MOUNT, DATA_MOUNT, REF_MOUNT = "/models/policy", "/models/reward", "/data", "/ref"
 
 
@@ -181,38 +183,40 @@ class DiscoPopDomain(Domain):
                                      limits=limits, out_dir=out, in_dir=self.inputs_dir, mounts=self._model_mounts("policy"),
                                      labels=labels)
         _save_logs(ctx.candidate_dir, "train", result)
-        report = _read_json(out, "result.json")
-        if report is None or report.get("status") == "running":
-            raise _run_failure(result, "training", report)
-        status = report.get("status")
-        if status == "invalid":
-            raise CandidateFailure(Status.FAILED, report["reason"], {"validity": report.get("validity")})
-        if status == "failed":
-            raise CandidateFailure(Status.FAILED, report["reason"], {"training": report.get("runs")})
-        if status != "ok" or not result.ok:
-            raise _run_failure(result, "training", report)
-        return report
+        try:
+            report = read_result(out, "result.json", TrainReport, max_bytes=RESULT_MAX, what="training")
+        except CandidateFailure:
+            if not result.ok:  # a killed or crashed trainer explains a missing or torn result better
+                raise _run_failure(result, "training", None) from None
+            raise
+        partial = report.model_dump(mode="json")
+        if report.status is TrainStatus.RUNNING:
+            raise _run_failure(result, "training", partial)
+        if report.status is TrainStatus.INVALID:
+            raise CandidateFailure(Status.FAILED, report.reason or "validity tests failed", {"validity": report.validity})
+        if report.status is TrainStatus.FAILED:
+            raise CandidateFailure(Status.FAILED, report.reason or "training failed", {"training": report.runs})
+        if not result.ok:
+            raise _run_failure(result, "training", partial)
+        return partial
 
     def _collect_weights(self, train_out: Path, target: Path) -> Path:
-        """Copy only the expected weight files out of the candidate's /out (no links followed),
-        so the evaluator's read-only /in holds nothing else the candidate wrote."""
+        """Copy only the expected weight files out of the candidate's /out through the result
+        reader (no links followed anywhere on the path, caps), so the evaluator's read-only /in
+        holds nothing else the candidate wrote."""
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
         limit = self.config.train_limits.out_max
+        what = "trained weights"
         for beta in self.config.betas:
             for seed in self.config.seeds:
                 key = run_key(beta, seed)
                 names = ([f"{key}.safetensors"] if self.config.setting is Setting.PROXY else
-                         [f"{key}/{p.name}" for p in sorted((train_out / "weights" / key).glob("*"))
-                          if p.is_file() and not p.is_symlink()])
+                         [f"{key}/{name}" for name in list_result_dir(train_out, f"weights/{key}",
+                                                                      max_entries=WEIGHT_FILES_MAX, what=what)])
                 for name in names:
-                    try:
-                        data = read_out_file(train_out / "weights", name, limit)
-                    except OutFileError as error:
-                        raise CandidateFailure(Status.FAILED, f"trained weights unreadable: {error}") from None
-                    (target / name).parent.mkdir(parents=True, exist_ok=True)
-                    (target / name).write_bytes(data)
+                    copy_result_file(train_out, f"weights/{name}", target / name, max_bytes=limit, what=what)
         target.chmod(0o755)
         return target
 
@@ -251,12 +255,13 @@ class DiscoPopDomain(Domain):
             if grant is not None:
                 ctx.run.gateway.revoke(grant.token)
         _save_logs(ctx.candidate_dir, "eval", result)
-        report = _read_json(out, "eval.json")
-        if report is None or not result.ok:
-            # The evaluator holds no candidate code: its failure is the environment's, except
-            # for resource limits hit by a policy the candidate trained.
-            raise RuntimeError(f"evaluation container failed: {result.failure_reason() or 'no eval.json'}")
-        return report["scores"]
+        # The evaluator holds no candidate code, but it runs the candidate's trained policy: a
+        # timeout, OOM or crash of that container is the policy's doing. Docker breaking raises
+        # from sandbox.run instead, and an outage of the judge is settled with the grant above.
+        if not result.ok:
+            raise _run_failure(result, "evaluation of the trained policy", None)
+        report = read_result(out, "eval.json", EvalReport, max_bytes=RESULT_MAX, what="evaluation of the trained policy")
+        return {key: score.model_dump(exclude_none=True) for key, score in report.scores.items()}
 
     def report_extras(self, archive: list[Mapping[str, Any]], out_dir: Path) -> list[Path]:
         return plots.render(archive, out_dir)
@@ -273,13 +278,6 @@ def resolve_source(value: str, cache: Path, repo_type: str) -> Path:
     except ImportError:
         raise ArtifactError(f"{value!r} is not a local path, and huggingface_hub is not installed to fetch it") from None
     return mountable(Path(snapshot_download(value, repo_type=repo_type, cache_dir=str(cache))), cache)
-
-
-def _read_json(out_dir: Path, name: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(read_out_file(out_dir, name, RESULT_MAX))
-    except (OutFileError, ValueError):
-        return None
 
 
 def _save_logs(candidate_dir: Path, stage: str, result: RunResult) -> None:

@@ -20,6 +20,8 @@ class MissingScores(Exception):
 def _objective(score: dict[str, Any], kl_coef: float) -> float:
     if "score" in score:  # judge setting: the judge's mean grade is the objective
         return float(score["score"])
+    if "reward" not in score or "kl" not in score:
+        raise MissingScores("the evaluator reported neither a judge score nor reward and KL")
     return float(score["reward"]) - kl_coef * float(score["kl"])
 
 

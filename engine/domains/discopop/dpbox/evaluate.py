@@ -69,7 +69,7 @@ def evaluate_proxy(reference_dir: Path, eval_dir: Path, weights_dir: Path, keys:
         try:
             lm.load_weights(policy, path)
             scores[key] = score_policy(policy, reference, tokenizer, prompts, spec, lexicon)
-        except (RuntimeError, ValueError) as error:  # e.g. NaN weights: the candidate's policy, not us
+        except Exception as error:  # malformed or NaN weights: the candidate's policy, not us
             scores[key] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
     return scores
 

@@ -119,6 +119,6 @@ def evaluate(request: dict) -> dict:
             policy = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True).to(_device()).eval()
             scores[key] = score_policy(policy, reference, tokenizer, prompts, request, reward)
             del policy
-        except (RuntimeError, ValueError, OSError) as error:  # the trained policy is unusable
+        except Exception as error:  # the trained policy is unusable (malformed safetensors included)
             scores[key] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
     return scores

@@ -11,8 +11,11 @@ import json
 import os
 import re
 import socket
+import time
 
 RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
+RATING_MIN, RATING_MAX = 1.0, 10.0
+TRANSIENT_ATTEMPTS = 3  # 429/5xx/connection errors: a few tries with backoff, then the rating is missing
 GRADER = (
     "Please act as an impartial judge and evaluate the quality of the response provided by an AI assistant "
     "to the user question below. Consider helpfulness, relevance, accuracy, depth and level of detail. "
@@ -45,12 +48,40 @@ def chat(messages: list[dict[str, str]], *, max_tokens: int = 512, timeout: floa
     finally:
         connection.close()
     if response.status != 200:
-        raise RuntimeError(f"judge call failed: HTTP {response.status}: {payload[:200]!r}")
+        raise JudgeCallError(response.status, f"judge call failed: HTTP {response.status}: {payload[:200]!r}")
     return json.loads(payload)["choices"][0]["message"]["content"] or ""
 
 
+class JudgeCallError(RuntimeError):
+    """The gateway answered with an error; `status` tells a transient one (429, 5xx) apart."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def verdict(reply: str) -> float | None:
+    """The judge's own rating: the last [[n]] of its reply (the answer it quotes comes first and
+    may hold a rating of its own), kept only on the 1-10 scale."""
+    matches = RATING.findall(reply)
+    if not matches:
+        return None
+    rating = float(matches[-1])
+    return rating if RATING_MIN <= rating <= RATING_MAX else None
+
+
 def grade(question: str, answer: str) -> float | None:
-    """The judge's 1-10 rating, or None when the reply has no readable rating."""
-    reply = chat([{"role": "user", "content": GRADER.format(question=question, answer=answer)}])
-    match = RATING.search(reply)
-    return float(match.group(1)) if match else None
+    """The judge's 1-10 rating, or None when the reply has no readable rating or the judge stays
+    unreachable. Whether an unreachable judge was an outage is the engine's call: it counts the
+    upstream failures of this grant and probes the upstream itself."""
+    messages = [{"role": "user", "content": GRADER.format(question=question, answer=answer)}]
+    for attempt in range(TRANSIENT_ATTEMPTS):
+        try:
+            return verdict(chat(messages))
+        except JudgeCallError as error:
+            if error.status != 429 and error.status < 500:
+                return None
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(min(2.0 ** attempt, 8.0))
+    return None
