@@ -155,8 +155,8 @@ class LLMConfig(_Strict):
                               description="The LLM that candidate agents call through the gateway.")
     prices: dict[str, Price] = Field(default_factory=default_prices,
                                      description="USD per 1M tokens by model name; unknown models cost 0 (warned once).")
-    budget_usd: float | None = Field(None, ge=0, description="Stop the search once LLM spend reaches this.")
-    budget_tokens: int | None = Field(None, ge=0, description="Stop the search once this many tokens were used.")
+    budget_usd: float | None = Field(None, ge=0, description="Stop the search once LLM spend (meta, agents and judge together) reaches this.")
+    budget_tokens: int | None = Field(None, ge=0, description="Stop the search once this many tokens (every role) were used.")
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 

@@ -34,6 +34,12 @@ pick a pricier model) or served by the upstream model (policy `map`). A request 
 model gets the upstream model. Streaming is not supported (400). The cache key is the request
 as forwarded before budget clamping; cached replies count against the budget like fresh ones
 (reruns behave the same) but cost nothing.
+
+Run budget and health: with a `spend` hook (the run's budget over every role) a call is also
+refused once the run's whole budget is spent, and each accounted call is reported to it. Per
+grant the gateway counts upstream failures (5xx, 429, timeouts, connection errors; never a 4xx
+the request provoked) and run-budget refusals (`health(token)`), so that the engine can tell an
+outage or a spent run budget from the candidate's own failure (engine/search/settle.py).
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ from engine.llm.fairslots import FairSlots
 from engine.llm.httpserver import HttpRequest, HttpResponse, ServerLimits, UnixHttpServer, error_response
 from engine.llm.secretguard import SecretGuard
 from engine.llm.transcript import Transcript
-from engine.llm.usage import Usage, call_usage
+from engine.llm.usage import SpendHook, Usage, call_usage
 from engine.sandbox.runner import Mount
 
 log = structlog.get_logger()
@@ -123,15 +129,27 @@ class _GrantState:
     calls_started: int = 0
     reserved_tokens: int = 0
     revoked: bool = False
+    upstream_failures: int = 0  # 5xx, 429, timeouts, connection errors: the upstream's doing, or provoked
+    run_budget_refusals: int = 0  # calls refused because the run's whole budget was spent
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class GrantHealth:
+    """What went wrong for a grant that was not the candidate's plain doing: read after its
+    container to tell an outage or a spent run budget from the candidate's own failure."""
+
+    upstream_failures: int
+    run_budget_refusals: int
 
 
 class Gateway:
     """`with Gateway(upstream, socket_dir) as gw: grant = gw.grant(...)`. Usable once."""
 
     def __init__(self, upstream: Endpoint, socket_dir: Path, *, config: GatewayConfig | None = None,
-                 prices: Mapping[str, Price] | None = None):
+                 prices: Mapping[str, Price] | None = None, spend: SpendHook | None = None):
         self.upstream = upstream
+        self.spend = spend  # the run's budget over every role; None: only per-grant budgets
         self.socket_dir = Path(socket_dir)
         self.config = config or GatewayConfig()
         self.prices = dict(default_prices() if prices is None else prices)
@@ -245,6 +263,12 @@ class Gateway:
         with state.lock:
             return Usage(**vars(state.usage))
 
+    def health(self, token: str) -> GrantHealth:
+        """Upstream failures and run-budget refusals this grant saw so far."""
+        state = self._grant_state(token)
+        with state.lock:
+            return GrantHealth(state.upstream_failures, state.run_budget_refusals)
+
     def revoke(self, token: str) -> None:
         """Refuse any further call with this token (the candidate is done); usage stays readable."""
         self._grant_state(token).revoked = True
@@ -305,6 +329,9 @@ class Gateway:
             reserved = self._reserve(state, chat)
             reply, usage, cached = await self._complete(state, chat, cache_key)
         except Refusal as rej:
+            if rej.kind is RefusalKind.UPSTREAM and (rej.status == 429 or rej.status >= 500):
+                with state.lock:
+                    state.upstream_failures += 1
             self._record_refusal(state, rej, started)
             return _refusal_response(rej)
         finally:
@@ -327,7 +354,13 @@ class Gateway:
 
     def _reserve(self, state: _GrantState, chat: ChatRequest) -> int:
         """Take one call from the budget and reserve prompt bound + n x completion limit, the
-        completion limit clamped to what the grant has left."""
+        completion limit clamped to what the grant has left. Refused outright once the run's whole
+        budget is spent (the `spend` hook)."""
+        refusal = self.spend.refusal() if self.spend is not None else None
+        if refusal:
+            with state.lock:
+                state.run_budget_refusals += 1
+            raise Refusal(429, f"the run's LLM budget is spent ({refusal})", RefusalKind.BUDGET)
         with state.lock:
             if state.calls_started >= state.max_calls:
                 raise Refusal(429, f"LLM call budget spent: {state.calls_started} of {state.max_calls} calls used "
@@ -396,6 +429,8 @@ class Gateway:
             usage.cost_usd = 0.0
         with state.lock:
             state.usage = state.usage + usage
+        if self.spend is not None:
+            self.spend.record(state.candidate_id, usage)
         return usage
 
     def _leaks(self, reply: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -66,3 +67,14 @@ class Budget:
         if self.tokens is not None and total.total_tokens >= self.tokens:
             return f"LLM token budget spent: {total.total_tokens:,} of {self.tokens:,} tokens"
         return None
+
+
+class SpendHook(Protocol):
+    """The run's spend as the gateway sees it (engine.search.spend.RunSpend): asked before each
+    call whether the run's budget still allows one, told the usage of each accounted call."""
+
+    def refusal(self) -> str | None:
+        """A one-line reason when no new call may start, else None."""
+
+    def record(self, candidate_id: str, usage: Usage) -> None:
+        """One call of `candidate_id`'s grant was accounted."""

@@ -25,7 +25,8 @@ Generation = Literal["initial"] | int
 
 
 class Usage(BaseModel):
-    """LLM usage of one candidate (all its proposal, reflection and repair calls)."""
+    """LLM usage: of the meta LLM (a candidate's proposal, reflection and repair calls) or of
+    agents (every gateway call its evaluations made, the judge's included)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +39,11 @@ class Usage(BaseModel):
         return Usage(calls=self.calls + other.calls, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
                      completion_tokens=self.completion_tokens + other.completion_tokens,
                      cost_usd=self.cost_usd + other.cost_usd)
+
+    def __sub__(self, other: "Usage") -> "Usage":
+        return Usage(calls=self.calls - other.calls, prompt_tokens=self.prompt_tokens - other.prompt_tokens,
+                     completion_tokens=self.completion_tokens - other.completion_tokens,
+                     cost_usd=self.cost_usd - other.cost_usd)
 
     @property
     def total_tokens(self) -> int:
@@ -75,7 +81,8 @@ class Record(BaseModel):
     fitness_text: str | None = None
     fitness_detail: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage = Field(default_factory=Usage, description="meta-LLM spend of its proposals and repairs")
+    agent_usage: Usage = Field(default_factory=Usage, description="gateway spend of its evaluations (agents, judge)")
     timings: dict[str, float] = Field(default_factory=dict)
     attempts: list[Attempt] = Field(default_factory=list)
     cached: bool = Field(False, description="baseline evaluation reused from the cache")

@@ -49,6 +49,7 @@ class CandidateState(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     repair_due: bool = Field(False, description="the last attempt failed: next step is a repair turn")
     usage: Usage = Field(default_factory=Usage)
+    agent_usage: Usage = Field(default_factory=Usage)
     timings: dict[str, float] = Field(default_factory=dict)
     final: Record | None = None
 

@@ -27,10 +27,11 @@ from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
-from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
+from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, _usage, evaluate, static_checks
 from engine.search.prompting import entry, select
 from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
+from engine.search.spend import RunSpend
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
 log = structlog.get_logger()
@@ -43,7 +44,7 @@ class Search:
     half-done directory and continues where the archive and the journal say it stopped."""
 
     def __init__(self, domain: Domain, config: RunConfig, run: RunContext, client: LLMClient, *,
-                 stopper: Stopper, observer: Observer | None = None):
+                 stopper: Stopper, observer: Observer | None = None, spend: RunSpend | None = None):
         self.domain = domain
         self.config = config
         self.search = config.search
@@ -53,6 +54,8 @@ class Search:
         self.observer = observer or Observer()
         self.archive = Archive(run.run_dir / ARCHIVE_NAME)
         self.journal = Journal(run.run_dir)
+        budget = Budget(usd=config.llm.budget_usd, tokens=config.llm.budget_tokens)
+        self.spend = spend or RunSpend(run.run_dir, budget)  # the runner hands the gateway's
 
     def run(self) -> tuple[StopReason, str]:
         """Run until every generation is done or a stop is requested; say why it ended."""
@@ -90,12 +93,14 @@ class Search:
             state = self.journal.load(slot)
             if state is not None:
                 spent = spent + state.usage
-        budget = Budget(usd=self.config.llm.budget_usd, tokens=self.config.llm.budget_tokens)
+        self.spend.set_meta(spent, lambda: _usage(self.client.total))
+        self.spend.on_spent = lambda reason: self.stopper.request(StopReason.LLM_BUDGET, reason)
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
-            stopper=self.stopper, limits=Limits(self.search.wall_time_s, budget, spent, self._elapsed_before()),
+            stopper=self.stopper, limits=Limits(self.search.wall_time_s, self.spend, self._elapsed_before()),
             eval_slots=OrderedSlots(self.search.eval_slots), observer=self.observer,
-            baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()))
+            baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()),
+            spend=self.spend)
 
     def _elapsed_before(self) -> float:
         """Wall time spent on this run by earlier processes (saved at every commit)."""
@@ -185,6 +190,7 @@ class Search:
         evaluation: Evaluation | None = services.baseline_cache.get(cid)
         cached = evaluation is not None
         failure: CandidateFailure | None = None
+        agent_before = services.spend.agent_of(cid)
         if evaluation is None:
             try:
                 clock("check")
@@ -203,6 +209,7 @@ class Search:
             index=index, status=status, fitness=evaluation.fitness if evaluation else None,
             fitness_text=evaluation.fitness_text if evaluation else None,
             fitness_detail=evaluation.detail if evaluation else {}, error=error, timings=state.timings,
+            agent_usage=services.spend.agent_of(cid) - agent_before,
             attempts=[Attempt(code_id=cid, name=proposal.name, status=status, error=error)], cached=cached)
         self.journal.save(state)
         return state.final

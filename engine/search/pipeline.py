@@ -32,6 +32,7 @@ from engine.search.stop import Limits, Stopped, Stopper, StopReason
 if TYPE_CHECKING:
     from engine.llm.client import LLMClient
     from engine.search.baseline_cache import BaselineCache
+    from engine.search.spend import RunSpend
     from engine.config import SearchConfig
 
 log = structlog.get_logger()
@@ -53,18 +54,19 @@ class LoopServices:
     eval_slots: OrderedSlots
     observer: Observer
     baseline_cache: BaselineCache
+    spend: RunSpend
     seeds: SeedSwitch = field(default_factory=lambda: SeedSwitch())
 
     def checkpoint(self, *, llm: bool = True) -> None:
-        """Raise Stopped if a stop was requested or a budget is spent. Before work that makes no
-        meta-LLM call (`llm=False`: an evaluation already paid for) a spent LLM budget is no reason
-        to stop: the candidate is finished and archived."""
+        """Raise Stopped if a stop was requested or a budget is spent. Before an evaluation whose
+        proposal is already paid for (`llm=False`) a spent LLM budget is no reason to stop, unless
+        evaluations call an LLM themselves (a gateway): then they would only be refused."""
         if self.stopper.reason is None:
-            exceeded = self.limits.exceeded(_usage(self.client.total))
+            exceeded = self.limits.exceeded()
             if exceeded:
                 self.stopper.request(*exceeded)
         reason = self.stopper.reason
-        if reason is None or (not llm and reason is StopReason.LLM_BUDGET):
+        if reason is None or (not llm and reason is StopReason.LLM_BUDGET and self.run.gateway is None):
             return
         raise Stopped(reason.value)
 
@@ -204,6 +206,7 @@ class CandidatePipeline:
         proposal = st.proposal
         cid = code_id(proposal.code) if proposal else None
         evaluation: Evaluation | None = None
+        agent_before = self.s.spend.agent_of(cid) if cid else None
         try:
             if proposal is None:
                 raise CandidateFailure(Status.INVALID, st.reply_error or "the reply held no proposal")
@@ -219,6 +222,8 @@ class CandidatePipeline:
                               status=failure.status, error=failure.reason)
         finally:
             self.clock.stop()
+            if cid and agent_before is not None:
+                st.agent_usage = st.agent_usage + (self.s.spend.agent_of(cid) - agent_before)
         attempt.seconds = round(time.monotonic() - started, 3)
         st.attempts.append(attempt)
         st.repair_due = evaluation is None and len(st.attempts) <= self.s.search.repair_rounds
@@ -245,7 +250,7 @@ class CandidatePipeline:
             fitness=evaluation.fitness if evaluation else None,
             fitness_text=evaluation.fitness_text if evaluation else None,
             fitness_detail=evaluation.detail if evaluation else {},
-            error=attempt.error, usage=st.usage, timings=st.timings, attempts=st.attempts)
+            error=attempt.error, usage=st.usage, agent_usage=st.agent_usage, timings=st.timings, attempts=st.attempts)
         st.final = record
         self.s.journal.save(st)
         return record

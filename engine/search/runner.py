@@ -23,10 +23,12 @@ from engine.domains import load_domain_class
 from engine.llm.client import LLMClient
 from engine.llm.config import Role
 from engine.llm.endpoint import Endpoint, needs_embedded, resolve
+from engine.llm.usage import Budget
 from engine.paths import cache_dir
 from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
 from engine.search.observer import Observer
+from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason
 
 log = structlog.get_logger()
@@ -126,7 +128,8 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
         domain = domain_cls(domain_config)
         with ExitStack() as stack:
             llm = _EmbeddedOnDemand(stack, config)
-            run = _open_services(stack, domain, config, run_dir, llm)
+            spend = RunSpend(run_dir, Budget(usd=config.llm.budget_usd, tokens=config.llm.budget_tokens))
+            run = _open_services(stack, domain, config, run_dir, llm, spend)
             if on_open:
                 on_open(run)
             client = LLMClient(llm.endpoint_for(Role.META), config.llm.meta, config.llm.prices)
@@ -135,7 +138,8 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
             domain.prepare(run)
             from engine.search.loop import Search  # noqa: PLC0415 - keeps `evobox --help` light
 
-            reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer).run()
+            reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer,
+                                    spend=spend).run()
         if reason is StopReason.COMPLETED:  # e.g. ADAS's test split, with this run's services closed
             after = domain.after_search(run_dir, stopper=stopper, observer=observer, on_open=on_open)
             if after is not None:
@@ -174,7 +178,7 @@ class _EmbeddedOnDemand:
 
 
 def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir: Path,
-                   llm: _EmbeddedOnDemand) -> RunContext:
+                   llm: _EmbeddedOnDemand, spend: RunSpend) -> RunContext:
     from engine.sandbox.images import ImageBuilder  # noqa: PLC0415 - docker only when a run starts
     from engine.sandbox.runner import Sandbox  # noqa: PLC0415
 
@@ -186,6 +190,7 @@ def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir:
     if domain.needs_gateway:
         from engine.llm.gateway import Gateway  # noqa: PLC0415
 
-        gateway = stack.enter_context(Gateway(llm.endpoint_for(Role.AGENT), run_dir / "gateway", config=config.llm.gateway))
+        gateway = stack.enter_context(Gateway(llm.endpoint_for(Role.AGENT), run_dir / "gateway",
+                                              config=config.llm.gateway, prices=config.llm.prices, spend=spend))
     return RunContext(run_id=run_id, run_dir=run_dir, cache_dir=cache_dir(), sandbox=sandbox, images=images,
                       gateway=gateway, llm=config.llm, limits=config.sandbox)

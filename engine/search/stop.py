@@ -6,7 +6,10 @@ import enum
 import threading
 import time
 
-from engine.llm.usage import Budget, Usage
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.search.spend import RunSpend
 
 
 class StopReason(str, enum.Enum):
@@ -14,7 +17,7 @@ class StopReason(str, enum.Enum):
 
     COMPLETED = "completed"  # every generation is done
     WALL_TIME = "wall_time"  # [search] wall_time_s spent
-    LLM_BUDGET = "llm_budget"  # [llm] budget_usd or budget_tokens spent
+    LLM_BUDGET = "llm_budget"  # [llm] budget_usd or budget_tokens spent (meta and agents together)
     INTERRUPTED = "interrupted"  # SIGINT / Ctrl-C
     ERROR = "error"  # the environment broke (docker, LLM server): resume once it is fixed
 
@@ -44,25 +47,24 @@ class Stopper:
 
 class Limits:
     """The run's budgets, counted over the whole run, earlier processes included: wall time
-    (seconds recorded by earlier processes plus this one's) and LLM spend (usage recorded in the
-    archive and journal plus this process's client totals)."""
+    (seconds recorded by earlier processes plus this one's) and LLM spend of every role
+    (engine.search.spend)."""
 
-    def __init__(self, wall_time_s: float | None, budget: Budget, spent_before: Usage, elapsed_before_s: float = 0.0):
+    def __init__(self, wall_time_s: float | None, spend: RunSpend, elapsed_before_s: float = 0.0):
         self._started = time.monotonic()
         self._wall_time_s = wall_time_s
-        self._budget = budget
-        self._spent_before = spent_before
+        self._spend = spend
         self._elapsed_before_s = elapsed_before_s
 
     def elapsed_s(self) -> float:
         """Wall time of the whole run so far."""
         return self._elapsed_before_s + time.monotonic() - self._started
 
-    def exceeded(self, spent_now: Usage) -> tuple[StopReason, str] | None:
+    def exceeded(self) -> tuple[StopReason, str] | None:
         """The first budget spent, with a one-line explanation, or None."""
         if self._wall_time_s is not None and self.elapsed_s() >= self._wall_time_s:
             return StopReason.WALL_TIME, f"wall-time budget of {self._wall_time_s:g}s spent"
-        reason = self._budget.exceeded(self._spent_before + spent_now)
+        reason = self._spend.exceeded()
         if reason:
             return StopReason.LLM_BUDGET, reason
         return None

@@ -15,6 +15,7 @@ from engine.sandbox.results import ResultModel, read_result
 from engine.sandbox.runner import RunResult
 from engine.search.candidate import CandidateFailure, Status
 from engine.search.domain import CandidateContext
+from engine.search.settle import settle_grant
 
 HARNESS = ["python3", "-m", "adas_box.harness"]
 STARTUP_S = 30.0  # container start and interpreter import, on a busy 2-core machine
@@ -133,6 +134,7 @@ class CandidateRun:
         self.budget_spent = budget_spent(usage.calls, usage.total_tokens, c, questions)
         self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+        settle_grant(run.gateway, grant.token)  # an outage or a spent run budget is not the agent's failure
         if not result.ok:
             raise failure_of(result, "evaluation", limits)
         report = read_result(out_dir, "answers.json", AnswersReport, max_bytes=ANSWERS_MAX_BYTES, what="evaluation")

@@ -23,6 +23,7 @@ from engine.domains.discopop.config import DiscoPopConfig, Setting
 from engine.domains.discopop.dpbox.job import run_key
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.search.settle import settle_grant
 from engine.domains.discopop.results import EvalReport, TrainReport, TrainStatus
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import copy_result_file, list_result_dir, read_result
@@ -243,7 +244,7 @@ class DiscoPopDomain(Domain):
             gateway = ctx.run.gateway
             if gateway is None:
                 raise RuntimeError("the judge setting needs the run's LLM gateway")
-            grant = gateway.grant(f"{ctx.candidate_id}-judge", transcript=ctx.candidate_dir / "judge.jsonl",
+            grant = gateway.grant(ctx.candidate_id, transcript=ctx.candidate_dir / "judge.jsonl",
                                   max_calls=self.config.hf.judge_max_calls, max_tokens=self.config.hf.judge_max_tokens)
             mounts.append(grant.mount)
             env.update(grant.env)
@@ -255,6 +256,8 @@ class DiscoPopDomain(Domain):
             if grant is not None:
                 ctx.run.gateway.revoke(grant.token)
         _save_logs(ctx.candidate_dir, "eval", result)
+        if grant is not None:  # the judge's outage, or the run's budget spent, is not the policy's failure
+            settle_grant(ctx.run.gateway, grant.token)
         # The evaluator holds no candidate code, but it runs the candidate's trained policy: a
         # timeout, OOM or crash of that container is the policy's doing. Docker breaking raises
         # from sandbox.run instead, and an outage of the judge is settled with the grant above.
