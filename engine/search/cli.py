@@ -22,6 +22,7 @@ from engine.llm.config import role_overrides
 from engine.llm.endpoint import EndpointError
 from engine.sandbox.errors import SandboxError
 from engine.search.archive import ARCHIVE_NAME, ArchiveCorrupt, load_records
+from engine.search.spend import spend_summary
 from engine.search.candidate import Status
 from engine.search.domain import RunContext
 from engine.search.observer import Observer
@@ -174,9 +175,14 @@ def archive_show(
         records = sorted((r for r in records if r.status is Status.OK and r.fitness is not None),
                          key=lambda r: r.fitness, reverse=True)[:top]  # type: ignore[arg-type, return-value]
     table = Table(title=f"{run_dir} ({len(records)} shown)")
-    for column in ("gen/#", "id", "name", "status", "fitness", "error"):
-        table.add_column(column, overflow="fold")
+    for column in ("gen/#", "id", "name", "status", "fitness", "$ meta/agents", "error"):
+        table.add_column(column, overflow="fold", min_width=16 if column == "id" else None)
     for r in records:
         table.add_row(f"{r.generation}/{r.index}", r.id, r.name, r.status.value,
-                      "" if r.fitness is None else f"{r.fitness:.4g}", r.error or "")
-    Console().print(table)
+                      "" if r.fitness is None else f"{r.fitness:.4g}",
+                      f"{r.usage.cost_usd:.4f}/{r.agent_usage.cost_usd:.4f}", r.error or "")
+    console = Console()
+    console.print(table)
+    meta, agents = spend_summary(run_dir, load_records(run_dir))
+    console.print(f"LLM spend of the run: meta ${meta.cost_usd:.4f} ({meta.calls} calls, {meta.total_tokens:,} tok), "
+                  f"agents ${agents.cost_usd:.4f} ({agents.calls} calls, {agents.total_tokens:,} tok)")

@@ -1,8 +1,9 @@
 """`evobox report RUN_DIR`: one self-contained report.html (plots embedded as base64 PNG).
 
 The domain's lead section first (ADAS: the test-split table and verdict), then fitness over
-generations (every candidate with its interval, failures marked, best so far), LLM spend, the
-archive as a table with each candidate's code, and any plots the domain adds.
+generations (every candidate with its interval, failures marked, best so far), LLM spend (meta
+LLM and agents apart), the archive as a table with each candidate's code, and any plots the
+domain adds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import structlog  # noqa: E402
 from engine.search.archive import Record, Usage, load_records  # noqa: E402
 from engine.search.candidate import Status  # noqa: E402
 from engine.search.domain import Domain  # noqa: E402
+from engine.search.spend import spend_summary  # noqa: E402
 
 log = structlog.get_logger()
 
@@ -94,14 +96,18 @@ def _intervals(ax: plt.Axes, scored: list[Record]) -> None:
 
 
 def spend_plot(records: list[Record]) -> bytes:
-    """PNG: cumulative LLM cost and tokens over the archive."""
+    """PNG: cumulative LLM cost (meta and agents apart) and tokens over the archive."""
     fig, ax = plt.subplots(figsize=(8, 3), dpi=110)
-    cost, tokens, total = [], [], Usage()
+    meta_cost, agent_cost, tokens, meta, agent = [], [], [], Usage(), Usage()
     for record in records:
-        total = total + record.usage
-        cost.append(total.cost_usd)
-        tokens.append(total.total_tokens)
-    ax.plot(range(1, len(records) + 1), cost, color="tab:purple")
+        meta, agent = meta + record.usage, agent + record.agent_usage
+        meta_cost.append(meta.cost_usd)
+        agent_cost.append(agent.cost_usd)
+        tokens.append(meta.total_tokens + agent.total_tokens)
+    ax.plot(range(1, len(records) + 1), meta_cost, color="tab:purple", label="meta LLM")
+    ax.plot(range(1, len(records) + 1), agent_cost, color="tab:orange", label="agents (gateway)")
+    if records:
+        ax.legend(loc="upper left", fontsize=8)
     ax.set_xlabel("candidates archived")
     ax.set_ylabel("USD", color="tab:purple")
     twin = ax.twinx()
@@ -133,7 +139,7 @@ def _row(record: Record) -> str:
             f"<td>{record.status.value}{' (cached)' if record.cached else ''}</td>"
             f"<td>{'' if record.fitness is None else f'{record.fitness:.4g}'}<br><small>{fitness}</small></td>"
             f"<td>{html.escape(record.error or '')}<br><small>{attempts}</small></td>"
-            f"<td><small>{record.usage.calls} calls, {record.usage.total_tokens:,} tok, ${record.usage.cost_usd:.4f}"
+            f"<td><small>meta: {_spent(record.usage)}<br>agents: {_spent(record.agent_usage)}"
             f"<br>{html.escape(timings)}</small></td>"
             f"<td><details><summary>thought and code</summary><p>{html.escape(record.thought)}</p>"
             f"<pre>{html.escape(record.code)}</pre></details></td></tr>")
@@ -165,6 +171,10 @@ def _domain_extras(domain: Domain | None, records: list[Record]) -> list[tuple[s
         return []
 
 
+def _spent(usage: Usage) -> str:
+    return f"{usage.calls} calls, {usage.total_tokens:,} tok, ${usage.cost_usd:.4f}"
+
+
 def _domain_lead(domain: Domain | None, run_dir: Path) -> str:
     """The domain's opening section (ADAS: the test split), or nothing."""
     if domain is None:
@@ -178,9 +188,7 @@ def _domain_lead(domain: Domain | None, run_dir: Path) -> str:
 
 def render(run_dir: Path, records: list[Record], extras: list[tuple[str, bytes]], lead: str = "") -> str:
     """The report as one HTML string; `lead` (the domain's HTML) comes first, after the title."""
-    total = Usage()
-    for record in records:
-        total = total + record.usage
+    meta_spend, agent_spend = spend_summary(run_dir, records)
     statuses = Counter(r.status.value for r in records)
     best = max((r for r in records if r.status is Status.OK and r.fitness is not None),
                key=lambda r: r.fitness, default=None)  # type: ignore[arg-type, return-value]
@@ -205,8 +213,8 @@ def render(run_dir: Path, records: list[Record], extras: list[tuple[str, bytes]]
         lead,
         "<h2>Fitness over generations</h2>", _img(fitness_plot(records), "fitness over generations"),
         "<h2>LLM spend</h2>",
-        f"<p>{total.calls} calls, {total.prompt_tokens:,} prompt + {total.completion_tokens:,} completion tokens, "
-        f"${total.cost_usd:.4f}</p>", _img(spend_plot(records), "LLM spend"),
+        f"<p>meta LLM: {_spent(meta_spend)}<br>agents and judge (gateway): {_spent(agent_spend)}<br>"
+        f"total: ${meta_spend.cost_usd + agent_spend.cost_usd:.4f}</p>", _img(spend_plot(records), "LLM spend"),
     ]
     if extras:
         parts.append("<h2>Domain plots</h2>")

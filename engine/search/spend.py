@@ -22,7 +22,7 @@ import structlog
 
 from engine.llm.usage import Budget
 from engine.llm.usage import Usage as CallUsage
-from engine.search.archive import Usage
+from engine.search.archive import Record, Usage
 from engine.search.durable import write_json_atomic
 
 log = structlog.get_logger()
@@ -40,6 +40,17 @@ def agent_spend_of(run_dir: Path) -> Usage:
     except (OSError, ValueError) as exc:  # written atomically, so only a bug or a hand edit gets here
         log.warning("spend.agent_file_unreadable", path=str(path), error=str(exc))
         return Usage()
+
+
+def spend_summary(run_dir: Path, records: list[Record]) -> tuple[Usage, Usage]:
+    """(meta, agents) spend of a run for reports: meta as archived; agents from the ledger, which
+    also holds what unfinished evaluations and earlier processes spent (the archive's sum for
+    runs older than the ledger)."""
+    meta, archived_agents = Usage(), Usage()
+    for record in records:
+        meta, archived_agents = meta + record.usage, archived_agents + record.agent_usage
+    ledger = agent_spend_of(run_dir)
+    return meta, ledger if ledger.calls >= archived_agents.calls else archived_agents
 
 
 class RunSpend:

@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from engine.cli import app
 from engine.search.candidate import Status
+from engine.search.report import write_report
 from engine.search.spend import AGENT_SPEND_NAME
 from engine.search.stop import StopReason
 from tests.search.agent_toy import PROVOKE, AgentToyRunner, AgentUpstream
@@ -89,3 +92,16 @@ def test_agent_spend_counts_toward_the_run_budget_and_a_cut_evaluation_stays_pen
     generated = [r for r in done.records if r.generation == 1]
     assert len(generated) == 1 and generated[0].status is Status.OK
     assert generated[0].usage.cost_usd == 1.0 and generated[0].agent_usage.calls == 2
+
+
+def test_report_and_archive_show_give_meta_and_agent_spend_apart(agents: AgentToyRunner) -> None:
+    upstream = AgentUpstream()
+    with upstream.serving(), ScriptedLLM(default=_distinct) as meta:
+        agents(meta, upstream, search={"generations": 2}, llm={"prices": DOLLAR_A_CALL})
+    # meta: 2 proposals = $2; agents: 4 evaluations x 2 calls = $8
+    page = write_report(agents.run_dir).read_text()
+    assert "meta LLM: 2 calls, 30 tok, $2.0000" in page
+    assert "agents and judge (gateway): 8 calls, 120 tok, $8.0000" in page
+    shown = CliRunner().invoke(app, ["archive", "show", str(agents.run_dir)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "meta $2.0000 (2 calls, 30 tok), agents $8.0000 (8 calls, 120 tok)" in " ".join(shown.output.split())
