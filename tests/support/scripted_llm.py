@@ -52,6 +52,12 @@ class ScriptedLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def set_default(self, step: Step | None) -> Step | None:
+        """Replace the step used once the script is empty (e.g. an outage); returns the old one."""
+        with self._lock:
+            old, self._default = self._default, step
+        return old
+
     def push(self, *steps: Step) -> None:
         with self._lock:
             self._script.extend(steps)

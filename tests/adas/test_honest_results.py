@@ -1,0 +1,78 @@
+"""ADAS in real containers: whatever an agent leaves in /out is read by the one result reader
+(a CandidateFailure, never an engine crash), and an outage of the agents' LLM is an
+infrastructure failure, while errors an agent provokes itself are its own."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from engine.llm.probe import UpstreamOutage
+from engine.search.candidate import CandidateFailure, Status
+from tests.adas.test_docker import harness, reply_by_fields  # noqa: F401 - the module's fixture
+from tests.support.scripted_llm import Reply
+
+pytestmark = pytest.mark.docker
+
+# Written in the evaluation only (the unit test has no gateway token), then the process ends
+# before the harness can write its own answers.json.
+HOSTILE_AGENT = '''import os
+
+def forward(self, taskInfo):
+    if os.environ.get("EVOBOX_LLM_TOKEN"):
+        {write}
+        os._exit(0)
+    return LLMAgentBase(["answer"], "A")([taskInfo], "Go.")[0]
+'''
+
+HOSTILE_OUT = {
+    "nested_100k_deep": ('open("/out/answers.json", "w").write("[" * 100000 + "]" * 100000)', "nests deeper than"),
+    "top_level_list": ('open("/out/answers.json", "w").write("[]")', "is malformed at the top level"),
+    "nan": ('open("/out/answers.json", "w").write(\'{"answers": {"q": NaN}}\')', "is not valid JSON"),
+    "symlink": ('os.symlink("/etc/passwd", "/out/answers.json")', "refused"),
+    "fifo": ('os.mkfifo("/out/answers.json")', "not a regular file"),
+    "directory": ('os.mkdir("/out/answers.json")', "not a regular file|Is a directory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_OUT))
+def test_hostile_answers_file_is_the_agents_failure(harness, case):  # noqa: F811
+    write, expected = HOSTILE_OUT[case]
+    with pytest.raises(CandidateFailure) as failure:
+        harness.evaluate(HOSTILE_AGENT.format(write=write))
+    assert failure.value.status is Status.FAILED
+    assert failure.value.reason.startswith("evaluation: ") and re.search(expected, failure.value.reason)
+
+
+COT = '''def forward(self, taskInfo):
+    return LLMAgentBase(['thinking', 'answer'], 'Chain-of-Thought Agent')([taskInfo], 'Think step by step.')[1]
+'''
+
+
+def test_an_upstream_outage_is_an_infrastructure_failure_not_all_zero_accuracy(harness):  # noqa: F811
+    old = harness.llm.set_default(Reply("upstream down", status=503))
+    try:
+        with pytest.raises(UpstreamOutage, match="LLM upstream unreachable"):
+            harness.evaluate(COT)
+    finally:
+        harness.llm.set_default(old)
+
+
+def test_upstream_errors_an_agent_provokes_are_its_own(harness):  # noqa: F811
+    """Every call of this agent breaks the upstream (500); the engine's own probe is answered:
+    the agent is scored on what it produced, and nothing stops the run."""
+
+    def break_on_marker(body: dict) -> str | Reply:
+        if "BREAK-THE-UPSTREAM" in json.dumps(body):
+            return Reply("the request broke me", status=500)
+        return reply_by_fields(body) if len(body["messages"]) > 1 else "ok"
+
+    old = harness.llm.set_default(break_on_marker)
+    try:
+        with pytest.raises(CandidateFailure) as failure:
+            harness.evaluate(COT.replace("Think step by step.", "BREAK-THE-UPSTREAM"))
+    finally:
+        harness.llm.set_default(old)
+    assert failure.value.status is Status.FAILED and failure.value.reason.startswith("All 0 accuracy")
