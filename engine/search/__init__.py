@@ -8,11 +8,19 @@ Run directory, and what each file promises:
                   every LLM reply and attempt; a finished record waits here for earlier ones
                   (journal.py)
   clock.json      wall time spent by all processes of the run (the wall-time budget)
+  agent_spend.json  LLM spend through the gateway (agents, judge) by all processes of the run,
+                  written after every call (spend.py): with the meta spend recorded in the
+                  archive and journal, what the run budget ([llm] budget_usd/tokens) counts
   candidates/<id> what the domain wrote while evaluating that code
   events.jsonl    structlog events (CLI runs); report.html (report.py)
 
 Resume = run the loop again on the directory: archived slots (generation, index) are skipped,
-journaled candidates continue from their saved step (an evaluation cut off by a crash is run
-once more, replies already received are not asked for again), the rest start fresh. The
+journaled candidates continue from their saved step (an evaluation cut off by a crash, by an
+outage of the LLM upstream or the Docker engine, or by the run budget is run once more, replies
+already received are not asked for again), the rest start fresh.
+
+Whose fault: anything a candidate can influence ends as its CandidateFailure (result files go
+through engine.sandbox.results); an outage (settle.py: the engine probes the upstream itself)
+or a broken Docker engine stops the run with the candidate pending, never archived. The
 sandbox reaps containers left by the dead process (run id = directory name).
 """
