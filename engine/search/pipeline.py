@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from engine.llm.client import ChatReply, LLMCallError, LLMReplyError
+from engine.llm.probe import UpstreamOutage
 from engine.sandbox.gate import GateError, check_code
 from engine.search.archive import Attempt, Record, Usage
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
@@ -270,20 +272,48 @@ def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock, o
              shared: SharedEvaluations) -> Evaluation:
     """domain.evaluate in one of the run's evaluation slots (earliest candidate first, by
     `order`), in a fresh candidate directory; code already being evaluated in this generation
-    is not evaluated twice (its outcome is shared)."""
+    is not evaluated twice (its outcome is shared). An infrastructure failure (anything but the
+    candidate's failure, a stop, or an outage already retried by the probe) is retried with
+    backoff; the last one propagates and stops the run with the candidate pending."""
+
+    def once() -> Evaluation:
+        s.checkpoint(llm=False)
+        candidate_dir = s.run.run_dir / "candidates" / cid
+        if candidate_dir.exists():  # left by an evaluation killed before it finished, or by a failed try
+            shutil.rmtree(candidate_dir)
+        candidate_dir.mkdir(parents=True)
+        (candidate_dir / "code.py").write_text(proposal.code)
+        clock("evaluate")
+        ctx = CandidateContext(run=s.run, candidate_id=cid, candidate_dir=candidate_dir, stage=clock,
+                               log=log.bind(candidate=cid))
+        return s.domain.evaluate(proposal, ctx)
 
     def own() -> Evaluation:
         clock("queue")
         with s.eval_slots.hold(order):
-            s.checkpoint(llm=False)
-            candidate_dir = s.run.run_dir / "candidates" / cid
-            if candidate_dir.exists():  # left by an evaluation killed before it finished
-                shutil.rmtree(candidate_dir)
-            candidate_dir.mkdir(parents=True)
-            (candidate_dir / "code.py").write_text(proposal.code)
-            clock("evaluate")
-            ctx = CandidateContext(run=s.run, candidate_id=cid, candidate_dir=candidate_dir, stage=clock,
-                                   log=log.bind(candidate=cid))
-            return s.domain.evaluate(proposal, ctx)
+            return infrastructure_retry(s.stopper, cid)(once)
 
     return shared.run(cid, own, wait=lambda: clock("evaluate (shared)"))
+
+
+INFRA_ATTEMPTS = 3  # tries of one evaluation whose environment broke (Docker engine, gateway)
+INFRA_BACKOFF_S = 2.0  # first wait between them; doubles, capped at a minute
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Not the candidate's failure, not a stop, and not an outage the probe already retried."""
+    return isinstance(exc, Exception) and not isinstance(exc, (CandidateFailure, Stopped, UpstreamOutage))
+
+
+def infrastructure_retry(stopper: Stopper, cid: str) -> Retrying:
+    """tenacity policy for one evaluation: retry infrastructure failures while no stop is requested."""
+
+    def note(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("candidate.infrastructure_retry", candidate=cid, attempt=state.attempt_number,
+                    error=f"{type(error).__name__}: {error}")
+
+    return Retrying(stop=stop_after_attempt(INFRA_ATTEMPTS),
+                    wait=wait_exponential(multiplier=INFRA_BACKOFF_S, max=60.0),
+                    retry=retry_if_exception(lambda exc: is_infrastructure(exc) and stopper.reason is None),
+                    before_sleep=note, reraise=True)

@@ -38,6 +38,8 @@ PROVOKE = "PROVOKE"  # code holding this word gets HTTP 500 for its agent calls 
 
 class AgentToyConfig(ToyConfig):
     agent_calls: int = Field(2, ge=1)
+    docker_breaks: int = Field(0, ge=0, description="evaluations of generated candidates (per process) that "
+                                                     "fail as if the Docker engine broke")
 
 
 class AgentToyDomain(ToyDomain):
@@ -46,7 +48,15 @@ class AgentToyDomain(ToyDomain):
     needs_gateway = True
     config: AgentToyConfig
 
+    def __init__(self, config: AgentToyConfig):
+        super().__init__(config)
+        self._breaks_left = config.docker_breaks
+
     def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
+        if self._breaks_left and proposal.name not in {b.name for b in self.baselines()}:
+            self._breaks_left -= 1
+            _append_break(ctx.run.run_dir)
+            raise ConnectionError("Docker engine unreachable")
         gateway = ctx.run.gateway
         assert gateway is not None
         grant = gateway.grant(ctx.candidate_id, transcript=ctx.candidate_dir / "llm_transcript.jsonl",
@@ -62,6 +72,11 @@ class AgentToyDomain(ToyDomain):
         if answered == 0:
             raise CandidateFailure(Status.FAILED, "All 0 accuracy: every agent call failed")
         return super().evaluate(proposal, ctx)
+
+
+def _append_break(run_dir: Path) -> None:
+    with open(run_dir / "docker_breaks.log", "a") as handle:
+        handle.write("break\n")
 
 
 class AgentUpstream:

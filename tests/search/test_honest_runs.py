@@ -105,3 +105,25 @@ def test_report_and_archive_show_give_meta_and_agent_spend_apart(agents: AgentTo
     shown = CliRunner().invoke(app, ["archive", "show", str(agents.run_dir)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "meta $2.0000 (2 calls, 30 tok), agents $8.0000 (8 calls, 120 tok)" in " ".join(shown.output.split())
+
+
+def test_a_broken_docker_engine_is_retried_then_stops_the_run_with_the_candidate_pending(agents: AgentToyRunner) -> None:
+    upstream = AgentUpstream()
+    with upstream.serving():
+        with ScriptedLLM(default=_distinct) as meta:  # one break: retried with backoff, then evaluated
+            run = agents(meta, upstream, search={"repair_rounds": 0}, domain={"docker_breaks": 1})
+        assert run.reason is StopReason.COMPLETED
+        assert [r.status for r in run.records] == [Status.OK] * 3
+        assert (agents.run_dir / "docker_breaks.log").read_text().count("break") == 1
+
+        with ScriptedLLM(default=_distinct) as meta:  # broken for good: the run stops, the candidate waits
+            run = agents(meta, upstream, search={"repair_rounds": 0, "generations": 2}, domain={"docker_breaks": 99})
+        assert run.reason is StopReason.ERROR and "Docker engine unreachable" in run.detail
+        assert (agents.run_dir / "docker_breaks.log").read_text().count("break") == 1 + 3
+        assert agents.pending() == ["2-0.json"] and [r.generation for r in run.records][-1] == 1
+
+        with ScriptedLLM(default=_distinct) as meta:  # fixed: resume evaluates it, once
+            run = agents(meta, upstream, search={"repair_rounds": 0, "generations": 2})
+            assert meta.requests == []
+    assert run.reason is StopReason.COMPLETED
+    assert [r.generation for r in run.records] == ["initial", "initial", 1, 2] and run.records[-1].status is Status.OK
