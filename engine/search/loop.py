@@ -27,7 +27,7 @@ from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
-from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, _usage, evaluate, static_checks
+from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, as_usage, evaluate, static_checks
 from engine.search.prompting import entry, select
 from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
@@ -55,7 +55,7 @@ class Search:
         self.archive = Archive(run.run_dir / ARCHIVE_NAME)
         self.journal = Journal(run.run_dir)
         budget = Budget(usd=config.llm.budget_usd, tokens=config.llm.budget_tokens)
-        self.spend = spend or RunSpend(run.run_dir, budget)  # the runner hands the gateway's
+        self.spend = spend or RunSpend(run.run_dir, budget)  # the runner passes the one its gateway reports to
 
     def run(self) -> tuple[StopReason, str]:
         """Run until every generation is done or a stop is requested; say why it ended."""
@@ -93,7 +93,7 @@ class Search:
             state = self.journal.load(slot)
             if state is not None:
                 spent = spent + state.usage
-        self.spend.set_meta(spent, lambda: _usage(self.client.total))
+        self.spend.set_meta(spent, lambda: as_usage(self.client.total))
         self.spend.on_spent = lambda reason: self.stopper.request(StopReason.LLM_BUDGET, reason)
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,

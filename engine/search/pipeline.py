@@ -80,7 +80,7 @@ class SeedSwitch:
     enabled: bool = True
 
 
-def _usage(value: Any) -> Usage:
+def as_usage(value: Any) -> Usage:
     """Our record's Usage from the LLM client's Usage dataclass."""
     return Usage(calls=value.calls, prompt_tokens=value.prompt_tokens,
                  completion_tokens=value.completion_tokens, cost_usd=value.cost_usd)
@@ -159,12 +159,12 @@ class CandidatePipeline:
         st = self.state
         try:
             reply = self._chat()
-            text, usage = reply.text, _usage(reply.usage)
+            text, usage = reply.text, as_usage(reply.usage)
             proposal = parse_proposal(reply.data, max_code_chars=self.s.search.max_code_chars)
             st.proposal, st.reply_error = ProposalData(**proposal.__dict__), None
             st.last_proposal = st.proposal
         except LLMReplyError as exc:
-            text, usage = exc.raw_text, _usage(exc.usage) if exc.usage is not None else Usage()
+            text, usage = exc.raw_text, as_usage(exc.usage) if exc.usage is not None else Usage()
             self._unusable(stage, exc.reason)
         except CandidateFailure as exc:
             self._unusable(stage, exc.reason)
