@@ -31,9 +31,10 @@ HOSTILE_OUT = {
     "nested_100k_deep": ('open("/out/answers.json", "w").write("[" * 100000 + "]" * 100000)', "nests deeper than"),
     "top_level_list": ('open("/out/answers.json", "w").write("[]")', "is malformed at the top level"),
     "nan": ('open("/out/answers.json", "w").write(\'{"answers": {"q": NaN}}\')', "is not valid JSON"),
-    "symlink": ('os.symlink("/etc/passwd", "/out/answers.json")', "refused"),
-    "fifo": ('os.mkfifo("/out/answers.json")', "not a regular file"),
-    "directory": ('os.mkdir("/out/answers.json")', "not a regular file|Is a directory"),
+    # links and FIFOs never leave /out (the sandbox copies regular files only): missing here
+    "symlink": ('os.symlink("/etc/passwd", "/out/answers.json")', "refused|missing"),
+    "fifo": ('os.mkfifo("/out/answers.json")', "not a regular file|missing"),
+    "directory": ('os.mkdir("/out/answers.json")', "not a regular file|Is a directory|missing"),
 }
 
 
@@ -75,4 +76,6 @@ def test_upstream_errors_an_agent_provokes_are_its_own(harness):  # noqa: F811
             harness.evaluate(COT.replace("Think step by step.", "BREAK-THE-UPSTREAM"))
     finally:
         harness.llm.set_default(old)
-    assert failure.value.status is Status.FAILED and failure.value.reason.startswith("All 0 accuracy")
+    # scored on what it produced (all its answers failed), never taken for an outage of the run
+    assert failure.value.status in (Status.FAILED, Status.TIMEOUT)
+    assert "unreachable" not in failure.value.reason
