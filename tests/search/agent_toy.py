@@ -19,6 +19,7 @@ from pydantic import Field
 
 from engine.config import RunConfig
 from engine.llm.client import LLMClient
+from engine.llm.config import Role
 from engine.llm.endpoint import Endpoint, resolve
 from engine.llm.gateway import Gateway
 from engine.llm.usage import Budget
@@ -123,7 +124,7 @@ class AgentToyRunner:
                  **kwargs: Any) -> AgentRun:
         config: RunConfig = toy_config(meta.base_url, **kwargs)
         domain = AgentToyDomain(config.domain_config(AgentToyConfig))  # type: ignore[arg-type]
-        client = LLMClient(resolve(config.llm.meta, None), config.llm.meta, config.llm.prices)
+        client = LLMClient(resolve(config.llm, Role.META), config.llm.meta, config.llm.prices)
         spend = RunSpend(self.run_dir, Budget(usd=config.llm.budget_usd, tokens=config.llm.budget_tokens))
         socket_dir = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))  # unix socket paths are short
         try:
