@@ -27,10 +27,13 @@ def forward(self, taskInfo):
     return LLMAgentBase(["answer"], "A")([taskInfo], "Go.")[0]
 '''
 
+# questions run on several threads: write whole files (temp + rename) so none is seen half-written
+WRITE = 'tmp = "/out/t%d" % id(taskInfo); open(tmp, "w").write({text}); os.replace(tmp, "/out/answers.json")'
+
 HOSTILE_OUT = {
-    "nested_100k_deep": ('open("/out/answers.json", "w").write("[" * 100000 + "]" * 100000)', "nests deeper than"),
-    "top_level_list": ('open("/out/answers.json", "w").write("[]")', "is malformed at the top level"),
-    "nan": ('open("/out/answers.json", "w").write(\'{"answers": {"q": NaN}}\')', "is not valid JSON"),
+    "nested_100k_deep": (WRITE.format(text='"[" * 100000 + "]" * 100000'), "nests deeper than"),
+    "top_level_list": (WRITE.format(text='"[]"'), "is malformed at the top level"),
+    "nan": (WRITE.format(text="""'{"answers": {"q": NaN}}'"""), "is not valid JSON"),
     # links and FIFOs never leave /out (the sandbox copies regular files only): missing here
     "symlink": ('os.symlink("/etc/passwd", "/out/answers.json")', "refused|missing"),
     "fifo": ('os.mkfifo("/out/answers.json")', "not a regular file|missing"),
