@@ -1,6 +1,6 @@
 """The real CLI in a subprocess, the toy domain evaluating in real containers: SIGKILL in the
-middle of an evaluation, then resume: no duplicate, no loss, no orphan container. SIGINT stops
-cleanly. These need Docker and the base image (built once if missing)."""
+middle of an evaluation, then resume: no duplicate, no loss, no orphan container. SIGINT and
+SIGTERM stop cleanly. These need Docker and the base image (built once if missing)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,9 @@ def test_sigkill_during_evaluation_then_resume_loses_nothing_and_repeats_nothing
     assert {"search.started", "candidate.archived", "search.finished"} <= {e["event"] for e in events}
 
 
-def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C, and SIGTERM alike (`kill`, a scheduler), stop cleanly after the work in flight."""
     run_dir = tmp_path / f"toy-int-{uuid.uuid4().hex[:8]}"
     with ScriptedLLM(default=_distinct) as llm:
         config = _config(tmp_path, llm.base_url, generations=3, delay=2.0)
@@ -136,7 +138,7 @@ def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path:
         _wait_for(lambda: len([x for x in _log(run_dir) if x.startswith("start")]) >= 3, 240,
                   "a generated candidate evaluating", search)
         in_flight = {x.split()[1] for x in _log(run_dir) if x.startswith("start")}
-        search.send_signal(signal.SIGINT)
+        search.send_signal(signum)
         code, output = _finish(search)
         assert code == 130, output
         assert f"stopped: {StopReason.INTERRUPTED.value}" in output and "evobox resume" in output
