@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from engine.sandbox.owner import PID_LABEL
 from engine.search.archive import load_records
 from engine.search.candidate import Status
 from engine.search.stop import StopReason
@@ -112,8 +113,15 @@ def test_sigkill_during_evaluation_then_resume_loses_nothing_and_repeats_nothing
         assert _containers(run_dir.name), "the kill should have left the running container behind"
         started = [x for x in _log(run_dir) if x.startswith("start")]
         requests_before = len(llm.requests)
+        events_before = (run_dir / "events.jsonl").stat().st_size
 
-        code, output = _finish(_cli("resume", str(run_dir), cache=tmp_path / "cache"))
+        resumed = _cli("resume", str(run_dir), cache=tmp_path / "cache")
+        _wait_for(lambda: b'"search.started"' in (run_dir / "events.jsonl").read_bytes()[events_before:], 240,
+                  "the resumed search", resumed)
+        leftovers = docker.from_env().containers.list(
+            all=True, filters={"label": [f"evobox.run={run_dir.name}", f"{PID_LABEL}={search.pid}"]})
+        assert leftovers == [], "the resumed run must remove the killed process's containers before it starts"
+        code, output = _finish(resumed)
         assert code == 0, output
         assert "stopped: completed" in output and "report:" in output
     _assert_complete(run_dir, generations=2)

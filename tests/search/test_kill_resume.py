@@ -201,6 +201,9 @@ def test_sigkill_at_every_stage_then_resume_gives_a_complete_archive_and_no_cont
         for stage in CHAINS[domain]:
             _kill_at(stage, process, script, run_dir, offset, docker_client)
             dead = process.pid
+            if stage not in (PROPOSE, BUILD):
+                assert _containers(docker_client, run_dir.name, f"{PID_LABEL}={dead}"), \
+                    f"SIGKILL at {stage} leaves the process's container behind"
             offset = _size(run_dir / "events.jsonl")
             process = _cli("resume", str(run_dir), cache=cache)
             # the dead process's containers are gone before the resumed one starts any work
