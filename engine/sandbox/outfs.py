@@ -37,7 +37,7 @@ import structlog
 
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.owner import current, process_start
+from engine.sandbox.owner import Owner, current, process_start
 from engine.sandbox.reaper import run_alive
 
 log = structlog.get_logger()
@@ -71,12 +71,12 @@ def fs_kind(limits: SandboxLimits) -> OutFsKind:
 class OutFs:
     """One mounted, size-capped /out; `close()` (idempotent) unmounts it and removes its staging dir."""
 
-    def __init__(self, run_id: str, limits: SandboxLimits) -> None:
+    def __init__(self, run_id: str, limits: SandboxLimits, owner: Owner | None = None) -> None:
         if os.geteuid() != 0:
             raise SandboxError("the engine needs root to mount a size-capped /out; rootless support is issue 15")
         self.kind = fs_kind(limits)
-        me = current()
-        self._dir = _run_dir(run_id) / f"{me.pid}-{me.start}-{secrets.token_hex(8)}"
+        owner = owner or current()
+        self._dir = _run_dir(run_id) / f"{owner.pid}-{owner.start}-{secrets.token_hex(8)}"
         self._dir.mkdir(mode=0o700)
         self.path = self._dir / _MOUNT_POINT
         self.path.mkdir(mode=0o700)

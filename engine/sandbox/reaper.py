@@ -124,8 +124,10 @@ def reap(client: docker.DockerClient, directory: Path | None = None, *, run_id: 
     for container in client.containers.list(all=True, filters=label_filter, ignore_removed=True):
         if doomed(container.labels):
             done.containers += remove_container(container)
-    for image in client.images.list(filters=label_filter):
-        if doomed(image.labels):
+    # The low-level list: the high-level one inspects each image, and fails when another reaper
+    # removes one in between.
+    for image in client.api.images(filters=label_filter):
+        if doomed(image.get("Labels")):
             done.images += _remove_image(client, image)
     if done.containers or done.images:
         log.info("sandbox.reaped", containers=done.containers, images=done.images, run=run_id)
@@ -153,13 +155,15 @@ def remove_container(container: docker.models.containers.Container) -> int:
     return 0
 
 
-def _remove_image(client: docker.DockerClient, image: docker.models.images.Image) -> int:
+def _remove_image(client: docker.DockerClient, image: dict) -> int:
+    """`image` as the engine lists it (Id, RepoTags); 1 if it is gone."""
+    tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
     try:
-        for tag in image.tags or [image.id]:
+        for tag in tags or [image["Id"]]:
             client.images.remove(tag, noprune=False)
         return 1
     except docker.errors.NotFound:
         return 1
     except docker.errors.APIError as exc:  # in use by a live container, or a parent of another image
-        log.info("sandbox.image_kept", image=image.short_id, error=str(exc))
+        log.info("sandbox.image_kept", image=image["Id"][:19], error=str(exc))
         return 0

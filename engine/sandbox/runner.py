@@ -165,7 +165,7 @@ class Sandbox:
         try:
             lease = self._gpus.lease(limits.gpus, wait_s=limits.gpu_wait_s) if limits.gpus else None
             with ExitStack() as stack:
-                outfs = stack.enter_context(OutFs(self.run_id, limits)) if out_dir is not None else None
+                outfs = stack.enter_context(OutFs(self.run_id, limits, self.owner)) if out_dir is not None else None
                 spec = _container_spec(image, command, limits, outfs.path if outfs else None, in_dir, mounts, env,
                                        lease, {**labels, **work.labels()}, work.container_name())
                 result = self._run(spec, limits)

@@ -47,11 +47,11 @@ def _leftover(client: docker.DockerClient, image: str, run_id: str,
 
 
 def _exists(client: docker.DockerClient, container_id: str) -> bool:
-    return bool(client.containers.list(all=True, filters={"id": container_id}))
+    return bool(client.containers.list(all=True, filters={"id": container_id}, ignore_removed=True))
 
 
 def _containers(client: docker.DockerClient, run_id: str) -> list:
-    return client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+    return client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}, ignore_removed=True)
 
 
 def _start_owner(client: docker.DockerClient, image: str, run_id: str, *extra: str) -> subprocess.Popen:

@@ -143,7 +143,7 @@ def _size(path: Path) -> int:
 
 
 def _containers(client: docker.DockerClient, run_id: str, *labels: str) -> list:
-    return client.containers.list(all=True, filters={"label": [f"{RUN_LABEL}={run_id}", *labels]})
+    return client.containers.list(all=True, filters={"label": [f"{RUN_LABEL}={run_id}", *labels]}, ignore_removed=True)
 
 
 def _wait(predicate: Callable[[], bool], process: subprocess.Popen[str], what: str, timeout_s: float = 600) -> None:
