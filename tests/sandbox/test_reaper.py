@@ -115,13 +115,18 @@ def test_owner_labels_decide_liveness(docker_client: docker.DockerClient, base_i
         "other-pidns": (replace(me, pidns="1", pid=gone.pid), True),
         "alive": (me, True),
     }
-    made = {name: _leftover(docker_client, base_image, f"test-owner-{name}-{uuid.uuid4().hex[:6]}", who.labels())
-            for name, (who, _) in cases.items()}
+    runs = {name: f"test-owner-{name}-{uuid.uuid4().hex[:6]}" for name in cases}
+    # Every run's lock is held (it also keeps the reapers of older evobox versions on a shared
+    # engine away): the verdict is the owner labels' alone, a dead owner's container goes.
+    locks = [RunLock(run) for run in runs.values()]
+    made = {name: _leftover(docker_client, base_image, runs[name], who.labels()) for name, (who, _) in cases.items()}
     try:
-        reap(docker_client)  # none of these runs holds a lock: only the owner labels keep a container
+        reap(docker_client)
         assert {name: _exists(docker_client, c.id) for name, c in made.items()} == \
                {name: kept for name, (_, kept) in cases.items()}
     finally:
+        for lock in locks:
+            lock.release()
         for c in made.values():
             if _exists(docker_client, c.id):
                 c.remove(force=True)
