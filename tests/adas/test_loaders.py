@@ -89,7 +89,8 @@ def test_arc_tasks_are_small_and_public_part_has_no_test_output():
 
 @pytest.mark.parametrize("benchmark", [Benchmark.MGSM, Benchmark.DROP, Benchmark.GPQA, Benchmark.ARC])
 def test_real_rows_load_with_gold_kept_out_of_the_public_part(benchmark):
-    tasks = load_tasks(benchmark, Split.VALID, data_dir=FIXTURES, repeats=1)
+    secret = {"order_secret": b"test-secret"} if benchmark is Benchmark.GPQA else {}
+    tasks = load_tasks(benchmark, Split.VALID, data_dir=FIXTURES, repeats=1, **secret)
     expected = {Benchmark.MGSM: 8, Benchmark.DROP: 6, Benchmark.GPQA: 6, Benchmark.ARC: 3}[benchmark]
     assert len(tasks) == expected and len({t.id for t in tasks}) == expected
     for task in tasks:
@@ -97,7 +98,7 @@ def test_real_rows_load_with_gold_kept_out_of_the_public_part(benchmark):
         assert task.public().keys() <= {"id", "question", "inputs"} and "gold" not in json.dumps(task.public())
     if benchmark is Benchmark.GPQA:
         assert all(f"({t.gold}) " in t.question for t in tasks)  # the gold letter names an option
-    assert load_tasks(benchmark, Split.TEST, data_dir=FIXTURES, repeats=1) == []  # all fit in the valid split
+    assert load_tasks(benchmark, Split.TEST, data_dir=FIXTURES, repeats=1, **secret) == []  # all fit in the valid split
 
 
 def test_mgsm_fixture(tmp_path):
