@@ -11,6 +11,7 @@ import sys
 
 BENCHMARKS = [
     "benchmarks.perf_sandbox",
+    "benchmarks.perf_containment",
     "benchmarks.perf_llm",
     "benchmarks.discopop.perf_discopop",
 ]

@@ -19,8 +19,9 @@ the engine's read-back (`outcopy`) reports as an overflow instead of a silent EN
 
 After the run the engine copies the accepted files out (`outcopy`) and `close()` detaches the
 filesystem (lazy umount: the kernel frees it once no process uses it) and removes the staging
-dir, in `finally`. A staging dir left by an engine that died is removed by `reap_outfs` once
-its run's lock is free. Mounting needs root; rootless engines are issue 15.
+dir, in `finally`. A staging dir is named after its owner process (pid and start time, as in
+owner.py), so `reap_outfs` removes one only when that process is gone, whatever lock dir the
+reaping process uses. Mounting needs root; rootless engines are issue 15.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import structlog
 
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.owner import Owner, current, process_start
 from engine.sandbox.reaper import run_alive
 
 log = structlog.get_logger()
@@ -69,11 +71,12 @@ def fs_kind(limits: SandboxLimits) -> OutFsKind:
 class OutFs:
     """One mounted, size-capped /out; `close()` (idempotent) unmounts it and removes its staging dir."""
 
-    def __init__(self, run_id: str, limits: SandboxLimits) -> None:
+    def __init__(self, run_id: str, limits: SandboxLimits, owner: Owner | None = None) -> None:
         if os.geteuid() != 0:
             raise SandboxError("the engine needs root to mount a size-capped /out; rootless support is issue 15")
         self.kind = fs_kind(limits)
-        self._dir = _run_dir(run_id) / secrets.token_hex(8)
+        owner = owner or current()
+        self._dir = _run_dir(run_id) / f"{owner.pid}-{owner.start}-{secrets.token_hex(8)}"
         self._dir.mkdir(mode=0o700)
         self.path = self._dir / _MOUNT_POINT
         self.path.mkdir(mode=0o700)
@@ -98,23 +101,32 @@ class OutFs:
 
 
 def reap_outfs(lock_dir: Path | None = None) -> int:
-    """Unmount and remove the staging dirs of runs whose lock is free (their engine died)."""
+    """Unmount and remove the staging dirs whose owner process is gone (its engine died)."""
     root = staging_root()
     if os.geteuid() != 0 or not root.is_dir():
         return 0
     reaped = 0
     for run_dir in root.iterdir():
-        if run_alive(run_dir.name, lock_dir):
-            continue
         try:
-            leftovers = list(run_dir.iterdir())
+            stagings = list(run_dir.iterdir())
         except FileNotFoundError:  # another engine reaped it just now
             continue
-        reaped += sum(_remove(leftover) for leftover in leftovers)
-        _rmdir(run_dir)
+        doomed = [staging for staging in stagings if _dead(staging, run_dir.name, lock_dir)]
+        reaped += sum(_remove(staging) for staging in doomed)
+        if len(doomed) == len(stagings):
+            _rmdir(run_dir)
     if reaped:
         log.info("sandbox.outfs_reaped", count=reaped)
     return reaped
+
+
+def _dead(staging: Path, run_id: str, lock_dir: Path | None) -> bool:
+    """`<pid>-<start>-<token>` names its owner, checked against the process table; a dir named
+    before owners were (a bare token) falls back on its run's lock."""
+    pid, start, _token = (staging.name.split("-", 2) + ["", ""])[:3]
+    if pid.isdigit() and start.isdigit():
+        return process_start(int(pid)) != int(start)
+    return not run_alive(run_id, lock_dir)
 
 
 def _run_dir(run_id: str) -> Path:

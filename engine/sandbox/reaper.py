@@ -1,10 +1,15 @@
-"""Liveness of runs and removal of what dead runs left behind.
+"""Liveness of runs and removal of what dead processes left behind.
 
-A run holds an exclusive flock on <lock dir>/run-<id>.lock for as long as it lives; the kernel
-drops it when the process dies, however it dies. So "is run X alive?" is "is its lock held?",
-with no pid files to go stale. Containers and candidate images carry the label `evobox.run`;
-those of a run whose lock is free are leftovers and are removed at start, at exit and by
-`evobox sandbox gc`.
+Every container and candidate image carries `evobox.run` and its owner process's identity
+(owner.py: host, boot, pid namespace, pid, start time). Liveness is decided from those labels
+against the live process table, which every process on the machine shares, so a run with another
+EVOBOX_LOCK_DIR or a private /tmp still sees that a neighbour is alive. What a dead owner left is
+removed at start (a resumed run first removes its own killed predecessor's containers), at exit
+and by `evobox sandbox gc`; what another host or pid namespace owns is never judged here.
+
+A run also holds an exclusive flock on <lock dir>/run-<id>.lock while it lives (the kernel drops
+it when the process dies): it keeps two processes from running one run id, and it decides the
+liveness of containers made before owner labels existed.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ import structlog
 
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.locks import open_lock_file, shared_dir
+from engine.sandbox.naming import RUN_LABEL
+from engine.sandbox.owner import PID_LABEL, START_LABEL, Liveness, Owner
+
+__all__ = ["RUN_LABEL", "Reaped", "RunLock", "check_run_id", "lock_dir", "reap", "remove_container", "run_alive"]
 
 log = structlog.get_logger()
 
-RUN_LABEL = "evobox.run"
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -90,31 +98,47 @@ class Reaped:
     images: int = 0
 
 
-def reap(client: docker.DockerClient, directory: Path | None = None, *, run_id: str | None = None) -> Reaped:
-    """Remove containers and images of dead runs (or, with `run_id`, of that run, alive or not)."""
-    alive: dict[str, bool] = {}
+def reap(client: docker.DockerClient, directory: Path | None = None, *, run_id: str | None = None,
+         owner: Owner | None = None) -> Reaped:
+    """Remove containers and images whose owner process is dead; with `run_id` and `owner`, those
+    that `owner` made for that run, alive or not (a closing run removes its own)."""
+    if (run_id is None) != (owner is None):
+        raise ValueError("reap: give both run_id and owner, or neither")
+    verdicts: dict[tuple[str, Owner | None], bool] = {}
 
     def doomed(labels: dict[str, str] | None) -> bool:
-        owner = (labels or {}).get(RUN_LABEL)
-        if owner is None:
+        labels = labels or {}
+        run = labels.get(RUN_LABEL)
+        if run is None:
             return False
-        if run_id is not None:
-            return owner == run_id
-        if owner not in alive:
-            alive[owner] = _RUN_ID_RE.match(owner) is not None and run_alive(owner, directory)
-        return not alive[owner]
+        made_by = Owner.from_labels(labels)
+        if owner is not None:
+            return run == run_id and made_by == owner
+        if (run, made_by) not in verdicts:
+            verdicts[(run, made_by)] = _dead(run, made_by, directory)
+        return verdicts[(run, made_by)]
 
     done = Reaped()
-    label_filter = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
+    label_filter = {"label": [f"{RUN_LABEL}={run_id}", f"{PID_LABEL}={owner.pid}", f"{START_LABEL}={owner.start}"]
+                    if owner is not None else [RUN_LABEL]}
     for container in client.containers.list(all=True, filters=label_filter, ignore_removed=True):
         if doomed(container.labels):
             done.containers += remove_container(container)
-    for image in client.images.list(filters=label_filter):
-        if doomed(image.labels):
+    # The low-level list: the high-level one inspects each image, and fails when another reaper
+    # removes one in between.
+    for image in client.api.images(filters=label_filter):
+        if doomed(image.get("Labels")):
             done.images += _remove_image(client, image)
     if done.containers or done.images:
         log.info("sandbox.reaped", containers=done.containers, images=done.images, run=run_id)
     return done
+
+
+def _dead(run: str, made_by: Owner | None, directory: Path | None) -> bool:
+    """Owner labels decide; only what predates them falls back on the run's lock."""
+    if made_by is not None:
+        return made_by.liveness() is Liveness.DEAD
+    return _RUN_ID_RE.match(run) is not None and not run_alive(run, directory)
 
 
 def remove_container(container: docker.models.containers.Container) -> int:
@@ -131,13 +155,15 @@ def remove_container(container: docker.models.containers.Container) -> int:
     return 0
 
 
-def _remove_image(client: docker.DockerClient, image: docker.models.images.Image) -> int:
+def _remove_image(client: docker.DockerClient, image: dict) -> int:
+    """`image` as the engine lists it (Id, RepoTags); 1 if it is gone."""
+    tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
     try:
-        for tag in image.tags or [image.id]:
+        for tag in tags or [image["Id"]]:
             client.images.remove(tag, noprune=False)
         return 1
     except docker.errors.NotFound:
         return 1
     except docker.errors.APIError as exc:  # in use by a live container, or a parent of another image
-        log.info("sandbox.image_kept", image=image.short_id, error=str(exc))
+        log.info("sandbox.image_kept", image=image["Id"][:19], error=str(exc))
         return 0

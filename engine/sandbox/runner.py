@@ -24,7 +24,6 @@ container).
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import time
 from collections.abc import Mapping, Sequence
@@ -43,14 +42,16 @@ from engine.sandbox.client import connect
 from engine.sandbox.errors import OutFileError, SandboxError
 from engine.sandbox.gpu import NO_GPU, GpuLease, GpuLeaser
 from engine.sandbox.limits import SandboxLimits, human_size
+from engine.sandbox import owner
+from engine.sandbox.naming import Stage, WorkSpec
 from engine.sandbox.outcopy import copy_out
 from engine.sandbox.outfs import OutFs, reap_outfs
-from engine.sandbox.reaper import RUN_LABEL, RunLock, check_run_id, reap, remove_container
+from engine.sandbox.reaper import RunLock, check_run_id, reap, remove_container
 from engine.sandbox.seccomp import profile_json
 from engine.sandbox.streams import Stream, StreamTails
 from engine.sandbox.uids import lease_uid
 
-__all__ = ["Mount", "OutFileError", "RunResult", "Sandbox", "SandboxError", "read_out_file"]
+__all__ = ["Mount", "OutFileError", "RunResult", "Sandbox", "SandboxError", "Stage", "read_out_file"]
 
 log = structlog.get_logger()
 
@@ -104,17 +105,22 @@ class RunResult:
 
 
 class Sandbox:
-    """Runs containers for one run id; holds the run's liveness lock until `close()`."""
+    """Runs containers for one run id; holds the run's lock until `close()`.
+
+    Everything it creates is labelled with this process as owner (naming.py, owner.py). Opening
+    takes the run's lock, then removes what dead owners left, this run's killed predecessor
+    included, before anything new can start."""
 
     def __init__(self, run_id: str, *, client: docker.DockerClient | None = None,
                  gpu_lock_dir: Path | None = None, lock_dir: Path | None = None) -> None:
         self.run_id = check_run_id(run_id)
+        self.owner = owner.current()
         self._client = connect(client)
         self._lock_dir = lock_dir
         self._lock = RunLock(run_id, lock_dir)
         self._gpus = GpuLeaser(gpu_lock_dir)
         self._closed = False
-        reap(self._client, lock_dir)  # leftovers of runs that died
+        reap(self._client, lock_dir)  # leftovers of dead processes, this run's earlier ones included
         reap_outfs(lock_dir)
 
     def __enter__(self) -> Sandbox:
@@ -124,37 +130,44 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
-        """Remove this run's containers, release its lock, and reap every dead run (this one included)."""
+        """Remove what this sandbox made, release the run's lock, and reap every dead owner's leftovers."""
         if self._closed:
             return
         self._closed = True
         try:
-            reap(self._client, self._lock_dir, run_id=self.run_id)
+            reap(self._client, self._lock_dir, run_id=self.run_id, owner=self.owner)
         finally:
             self._lock.release()
         reap(self._client, self._lock_dir)
         reap_outfs(self._lock_dir)
 
+    def work(self, stage: Stage, candidate_id: str | None = None) -> WorkSpec:
+        """Name and labels of this run's work (`labels()` also labels candidate images)."""
+        return WorkSpec(run_id=self.run_id, owner=self.owner, stage=stage, candidate_id=candidate_id)
+
     def run(self, image: str, command: list[str], *, limits: SandboxLimits = SandboxLimits(),
             out_dir: Path | None = None, in_dir: Path | None = None, mounts: Sequence[Mount] = (),
-            env: Mapping[str, str] = {}, labels: Mapping[str, str] = {}, name: str | None = None) -> RunResult:
+            env: Mapping[str, str] = {}, labels: Mapping[str, str] = {}, stage: Stage = Stage.EXEC,
+            candidate_id: str | None = None) -> RunResult:
         """Run `command` in `image` under `limits`; never pulls; always removes the container.
 
         With `out_dir`, the container gets a fresh size-capped /out, and afterwards `out_dir`
-        (emptied first) holds the regular files it left there, unless /out broke a cap.
+        (emptied first) holds the regular files it left there, unless /out broke a cap. The
+        name and the run/candidate/stage/owner labels come from `work(stage, candidate_id)`;
+        `labels` only adds to them.
         """
         if self._closed:
             raise SandboxError(f"sandbox of run {self.run_id} is closed")
-        name = name or f"evobox-{self.run_id}-{secrets.token_hex(4)}"
+        work = self.work(stage, candidate_id)
         uid = lease_uid(limits.uid_range, self._lock_dir)  # a uid no concurrent candidate shares
         limits = limits.model_copy(update={"uid": uid.uid})
         lease = None
         try:
             lease = self._gpus.lease(limits.gpus, wait_s=limits.gpu_wait_s) if limits.gpus else None
             with ExitStack() as stack:
-                outfs = stack.enter_context(OutFs(self.run_id, limits)) if out_dir is not None else None
+                outfs = stack.enter_context(OutFs(self.run_id, limits, self.owner)) if out_dir is not None else None
                 spec = _container_spec(image, command, limits, outfs.path if outfs else None, in_dir, mounts, env,
-                                       lease, {**labels, RUN_LABEL: self.run_id}, name)
+                                       lease, {**labels, **work.labels()}, work.container_name())
                 result = self._run(spec, limits)
                 if outfs is not None and out_dir is not None:
                     copied = copy_out(outfs.path, out_dir, limits)

@@ -34,6 +34,7 @@ log = structlog.get_logger()
 archive_app = typer.Typer(help="Inspect a run's archive.", no_args_is_help=True)
 
 _EXIT_CODES = {StopReason.ERROR: 1, StopReason.INTERRUPTED: 130}
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="Console log level (events.jsonl gets everything).")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live display (logs only).")]
@@ -105,12 +106,13 @@ def resume(
 
 
 def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:
-    """Run with events.jsonl, the live display and Ctrl-C handling; print how it ended."""
+    """Run with events.jsonl, the live display and Ctrl-C / SIGTERM handling; print how it ended."""
     run_dir.mkdir(parents=True, exist_ok=True)
     evobox_logging.log_to_run_dir(run_dir)
     stopper = Stopper()
     opened: list[RunContext] = []
-    previous = signal.signal(signal.SIGINT, _on_interrupt(console, stopper, opened))
+    handler = _on_interrupt(console, stopper, opened)
+    previous = {signum: signal.signal(signum, handler) for signum in _STOP_SIGNALS}
     try:
         if no_progress or not console.is_terminal:
             outcome = start(stopper=stopper, observer=Observer(), on_open=opened.append)
@@ -122,7 +124,8 @@ def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Calla
     except (ConfigError, RunDirError, ValueError, ArchiveCorrupt, EndpointError, SandboxError) as exc:
         raise _fail(console, str(exc)) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
         evobox_logging.close()
     colour = "red" if outcome.reason is StopReason.ERROR else "green"
     console.print(f"[{colour}]stopped: {outcome.reason.value}[/{colour}]: {escape(outcome.detail)}",
@@ -135,12 +138,14 @@ def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Calla
 
 
 def _on_interrupt(console: Console, stopper: Stopper, opened: list[RunContext]) -> Callable[[int, Any], None]:
-    """First Ctrl-C: finish the evaluations in flight, start nothing new. Second: remove this
-    run's containers and exit at once (unfinished candidates stay in the journal for resume)."""
+    """First Ctrl-C or SIGTERM (a service manager, `kill`, a batch scheduler): finish the
+    evaluations in flight, start nothing new. Second: remove this run's containers and exit at
+    once (unfinished candidates stay in the journal for resume)."""
 
-    def handler(_signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: Any) -> None:
         if stopper.reason is None:
-            stopper.request(StopReason.INTERRUPTED, "interrupted (Ctrl-C)")
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            stopper.request(StopReason.INTERRUPTED, f"interrupted ({name})")
             console.print("[yellow]stopping after the evaluations in flight; Ctrl-C again to abandon them "
                           "(they will be re-run on resume)[/yellow]")
             return

@@ -104,6 +104,7 @@ class StageClock:
     def __call__(self, stage: str) -> None:
         self.stop()
         self._stage, self._since = stage, time.monotonic()
+        log.debug("candidate.stage", stage=stage)
         self._report(stage)
 
     def stop(self) -> None:
@@ -147,7 +148,8 @@ class CandidatePipeline:
                     self._ask("repair")
                 attempt, evaluation = self._attempt()
                 if evaluation is not None or len(st.attempts) > self.s.search.repair_rounds:
-                    return self._finish(attempt, evaluation)
+                    return self._finish(attempt, evaluation)  # the attempt and its outcome, in one write
+                self.s.journal.save(st)
         finally:
             self.clock.stop()
 
@@ -202,7 +204,9 @@ class CandidatePipeline:
 
     # ---- attempts ------------------------------------------------------------------------
     def _attempt(self) -> tuple[Attempt, Evaluation | None]:
-        """Check and evaluate the current proposal once; the outcome is journaled."""
+        """Check and evaluate the current proposal once; the caller journals the outcome (an ok
+        attempt saved without its evaluation would, after a kill, be evaluated again and then
+        refused as a duplicate of itself)."""
         st = self.state
         started = time.monotonic()
         proposal = st.proposal
@@ -229,7 +233,6 @@ class CandidatePipeline:
         attempt.seconds = round(time.monotonic() - started, 3)
         st.attempts.append(attempt)
         st.repair_due = evaluation is None and len(st.attempts) <= self.s.search.repair_rounds
-        self.s.journal.save(st)
         return attempt, evaluation
 
     def _dedupe(self, cid: str) -> None:

@@ -1,5 +1,9 @@
 """Loaders on the shared offline data (the paper's split sizes) and on small local fixtures.
 
+tests/adas/data/ holds a few real rows of each benchmark in the shared data's layout (GPQA
+compressed, as its authors ask that its items never appear in plain text), so the loaders are
+tested on every machine. The full-data tests need ../shared/data/adas (or $EVOBOX_DATA_DIR): they
+skip without it on a developer's machine and FAIL on CI (CI=true), which provides the data.
 GPQA items are never printed: its assertions only count and compare ids.
 """
 
@@ -7,6 +11,8 @@ import csv
 import importlib.util
 import gzip
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +20,21 @@ from benchmarks.adas import Benchmark, Split, load_tasks
 from benchmarks.adas.data import DataError, data_root
 
 SHARED = data_root()
-needs_shared = pytest.mark.skipif(not (SHARED / "mgsm").is_dir(), reason="shared benchmark data not present")
+FIXTURES = Path(__file__).parent / "data"
+
+
+@pytest.fixture()
+def shared_data() -> Path:
+    """The shared data dir; missing data skips the test, except on CI where it fails it."""
+    if not (SHARED / "mgsm").is_dir():
+        message = f"shared benchmark data not present at {SHARED} (set EVOBOX_DATA_DIR)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + ": CI must provide it", pytrace=False)
+        pytest.skip(message)
+    return SHARED
+
+
+needs_shared = pytest.mark.usefixtures("shared_data")
 
 
 @needs_shared
@@ -65,6 +85,20 @@ def test_arc_tasks_are_small_and_public_part_has_no_test_output():
         grids = [e[k] for e in task.inputs["examples"] for k in ("input", "output")] + [task.inputs["test_input"]]
         assert all(len(g) <= 5 and all(len(r) <= 5 for r in g) for g in grids)
         assert "gold" not in json.dumps(task.public()) and task.public().keys() == {"id", "question", "inputs"}
+
+
+@pytest.mark.parametrize("benchmark", [Benchmark.MGSM, Benchmark.DROP, Benchmark.GPQA, Benchmark.ARC])
+def test_real_rows_load_with_gold_kept_out_of_the_public_part(benchmark):
+    secret = {"order_secret": b"test-secret"} if benchmark is Benchmark.GPQA else {}
+    tasks = load_tasks(benchmark, Split.VALID, data_dir=FIXTURES, repeats=1, **secret)
+    expected = {Benchmark.MGSM: 8, Benchmark.DROP: 6, Benchmark.GPQA: 6, Benchmark.ARC: 3}[benchmark]
+    assert len(tasks) == expected and len({t.id for t in tasks}) == expected
+    for task in tasks:
+        assert task.question and task.gold not in (None, "")
+        assert task.public().keys() <= {"id", "question", "inputs"} and "gold" not in json.dumps(task.public())
+    if benchmark is Benchmark.GPQA:
+        assert all(f"({t.gold}) " in t.question for t in tasks)  # the gold letter names an option
+    assert load_tasks(benchmark, Split.TEST, data_dir=FIXTURES, repeats=1, **secret) == []  # all fit in the valid split
 
 
 def test_mgsm_fixture(tmp_path):

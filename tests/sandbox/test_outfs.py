@@ -12,7 +12,6 @@ from engine.sandbox.errors import SandboxError
 from engine.sandbox.limits import DEFAULT_UID_RANGE, SandboxLimits
 from engine.sandbox.outcopy import copy_out
 from engine.sandbox.outfs import OutFs, OutFsKind, fs_bytes, reap_outfs, staging_root
-from engine.sandbox.reaper import RunLock
 
 # Sandbox.run fills in the uid it leased for the run; OutFs alone gets one the same way.
 SMALL = SandboxLimits(out_max_bytes="4m", out_max_files=50).model_copy(update={"uid": DEFAULT_UID_RANGE[0] + 99})
@@ -94,16 +93,21 @@ def test_a_non_root_engine_gets_a_clear_error() -> None:
     assert message == "the engine needs root to mount a size-capped /out; rootless support is issue 15"
 
 
-def test_reap_removes_the_mounts_of_dead_runs_only(tmp_path: Path) -> None:
+def test_reap_removes_the_mounts_of_dead_owners_only(tmp_path: Path) -> None:
+    """Liveness is the owner process's, not a lock's: this process holds no run lock in the
+    reaper's lock dir, yet its mount is kept; a killed process's mount is removed."""
     alive_id, dead_id = f"test-alive-{uuid.uuid4().hex[:8]}", f"test-dead-{uuid.uuid4().hex[:8]}"
-    lock = RunLock(alive_id, tmp_path)
+    alive = OutFs(alive_id, SMALL)
+    pid = os.fork()
+    if pid == 0:  # an engine that mounts its /out and dies without cleaning up
+        try:
+            OutFs(dead_id, SMALL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert any(os.path.ismount(p / "mnt") for p in (staging_root() / dead_id).iterdir())
     try:
-        alive, dead = OutFs(alive_id, SMALL), OutFs(dead_id, SMALL)  # dead: no lock held
-        reap_outfs(tmp_path)
+        reap_outfs(tmp_path / "locks")
         assert os.path.ismount(alive.path) and not (staging_root() / dead_id).exists()
-        alive.close()
-        dead.close()  # idempotent on what the reaper removed
     finally:
-        lock.release()
-    reap_outfs(tmp_path)
-    assert not (staging_root() / alive_id).exists()
+        alive.close()

@@ -57,13 +57,12 @@ def test_failure_reason_is_the_last_stderr_line(sandbox: Sandbox, base_image: st
     assert result.failure_reason() == "exit 1: ValueError: bad candidate"
 
 
+@pytest.mark.timeout(120)  # a hang guard; how fast the kill is: benchmarks/perf_containment.py
 def test_timeout_kills_the_container_not_just_the_wait(sandbox: Sandbox, base_image: str,
                                                        docker_client: docker.DockerClient) -> None:
-    started = time.monotonic()
     result = sandbox.run(base_image, py("while True: pass"), limits=SandboxLimits(timeout_s=1))
     assert result.timed_out and result.exit_code is None and not result.ok
     assert result.failure_reason() == "timed out after 1s"
-    assert time.monotonic() - started < 8
     assert not docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={sandbox.run_id}"})
 
 
@@ -110,12 +109,17 @@ def test_in_dir_and_extra_mounts_are_read_only(sandbox: Sandbox, base_image: str
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "q.txt").write_text("question")
     (tmp_path / "extra").mkdir()
-    code = ("print(open('/in/q.txt').read(), os.path.isdir('/run/llm'));"
-            "[open(p, 'w') for p in ('/in/x', '/run/llm/x')]")
-    result = sandbox.run(base_image, py("import os;" + code), limits=FAST, in_dir=tmp_path / "in",
+    code = ("import errno, os\n"
+            "print(open('/in/q.txt').read(), os.path.isdir('/run/llm'))\n"
+            "for path in ('/in/x', '/run/llm/x'):  # each write is tried: the first refusal must not hide the second\n"
+            "    try:\n"
+            "        open(path, 'w').close()\n"
+            "        print(path, 'written')\n"
+            "    except OSError as exc:\n"
+            "        print(path, errno.errorcode[exc.errno])\n")
+    result = sandbox.run(base_image, py(code), limits=FAST, in_dir=tmp_path / "in",
                          mounts=[Mount(tmp_path / "extra", "/run/llm")])
-    assert result.stdout_tail == "question True\n"
-    assert "Read-only file system" in result.stderr_tail
+    assert result.stdout_tail == "question True\n/in/x EROFS\n/run/llm/x EROFS\n", result.stderr_tail
     assert sorted(os.listdir(tmp_path / "in")) == ["q.txt"] and not os.listdir(tmp_path / "extra")
 
 
@@ -154,12 +158,11 @@ class TestReadOutFile:
         with pytest.raises(OutFileError, match="not a plain directory"):
             read_out_file(tmp_path, "d/passwd", 1 << 20)
 
+    @pytest.mark.timeout(30)  # a blocking open of the FIFO would hang here for ever
     def test_fifo_is_refused_without_blocking(self, tmp_path: Path) -> None:
         os.mkfifo(tmp_path / "r.json")
-        started = time.monotonic()
         with pytest.raises(OutFileError, match="not a regular file"):
             read_out_file(tmp_path, "r.json", 100)
-        assert time.monotonic() - started < 1
 
     def test_oversize_file_is_refused(self, tmp_path: Path) -> None:
         (tmp_path / "big").write_bytes(b"x" * 101)

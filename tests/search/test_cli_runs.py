@@ -1,6 +1,6 @@
 """The real CLI in a subprocess, the toy domain evaluating in real containers: SIGKILL in the
-middle of an evaluation, then resume: no duplicate, no loss, no orphan container. SIGINT stops
-cleanly. These need Docker and the base image (built once if missing)."""
+middle of an evaluation, then resume: no duplicate, no loss, no orphan container. SIGINT and
+SIGTERM stop cleanly. These need Docker and the base image (built once if missing)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from engine.sandbox.owner import PID_LABEL
 from engine.search.archive import load_records
 from engine.search.candidate import Status
 from engine.search.stop import StopReason
@@ -64,7 +65,7 @@ def _cli(*args: str, cache: Path) -> subprocess.Popen[str]:
 
 
 def _containers(run_id: str) -> list:
-    return docker.from_env().containers.list(all=True, filters={"label": f"evobox.run={run_id}"})
+    return docker.from_env().containers.list(all=True, filters={"label": f"evobox.run={run_id}"}, ignore_removed=True)
 
 
 def _wait_for(predicate, timeout_s: float, what: str, process: subprocess.Popen | None = None) -> None:  # noqa: ANN001
@@ -112,8 +113,15 @@ def test_sigkill_during_evaluation_then_resume_loses_nothing_and_repeats_nothing
         assert _containers(run_dir.name), "the kill should have left the running container behind"
         started = [x for x in _log(run_dir) if x.startswith("start")]
         requests_before = len(llm.requests)
+        events_before = (run_dir / "events.jsonl").stat().st_size
 
-        code, output = _finish(_cli("resume", str(run_dir), cache=tmp_path / "cache"))
+        resumed = _cli("resume", str(run_dir), cache=tmp_path / "cache")
+        _wait_for(lambda: b'"search.started"' in (run_dir / "events.jsonl").read_bytes()[events_before:], 240,
+                  "the resumed search", resumed)
+        leftovers = docker.from_env().containers.list(
+            all=True, filters={"label": [f"evobox.run={run_dir.name}", f"{PID_LABEL}={search.pid}"]}, ignore_removed=True)
+        assert leftovers == [], "the resumed run must remove the killed process's containers before it starts"
+        code, output = _finish(resumed)
         assert code == 0, output
         assert "stopped: completed" in output and "report:" in output
     _assert_complete(run_dir, generations=2)
@@ -128,7 +136,9 @@ def test_sigkill_during_evaluation_then_resume_loses_nothing_and_repeats_nothing
     assert {"search.started", "candidate.archived", "search.finished"} <= {e["event"] for e in events}
 
 
-def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C, and SIGTERM alike (`kill`, a scheduler), stop cleanly after the work in flight."""
     run_dir = tmp_path / f"toy-int-{uuid.uuid4().hex[:8]}"
     with ScriptedLLM(default=_distinct) as llm:
         config = _config(tmp_path, llm.base_url, generations=3, delay=2.0)
@@ -136,7 +146,7 @@ def test_sigint_finishes_in_flight_work_and_rerunning_search_completes(tmp_path:
         _wait_for(lambda: len([x for x in _log(run_dir) if x.startswith("start")]) >= 3, 240,
                   "a generated candidate evaluating", search)
         in_flight = {x.split()[1] for x in _log(run_dir) if x.startswith("start")}
-        search.send_signal(signal.SIGINT)
+        search.send_signal(signum)
         code, output = _finish(search)
         assert code == 130, output
         assert f"stopped: {StopReason.INTERRUPTED.value}" in output and "evobox resume" in output

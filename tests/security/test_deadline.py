@@ -31,15 +31,18 @@ BOUND_S = 90  # far past the init's deadline (TIMEOUT_S + 5 s), for a loaded mac
 
 
 def engine_script(run_id: str, image: str, out_dir: Path) -> str:
-    """The engine. A helper process keeps its run lock after it dies, so that no reaper (of this
-    machine's other runs) removes the container and the test sees only what the container does."""
+    """The engine. A helper process outlives it and owns what it starts (its run lock, and the
+    owner labels of its container and /out), so that no reaper (of this machine's other runs)
+    removes the container and the test sees only what the container does."""
     return textwrap.dedent(f"""
-        import subprocess
+        import dataclasses, subprocess
         from pathlib import Path
         from engine.sandbox.limits import SandboxLimits
+        from engine.sandbox.owner import process_start
         from engine.sandbox.runner import Sandbox
         with Sandbox({run_id!r}) as box:
             holder = subprocess.Popen(["sleep", "600"], pass_fds=[box._lock._fd])
+            box.owner = dataclasses.replace(box.owner, pid=holder.pid, start=process_start(holder.pid))
             print(holder.pid, flush=True)
             box.run({image!r}, ["python3", "-c", "import time; time.sleep(600)"],
                     limits=SandboxLimits(timeout_s={TIMEOUT_S}, memory_bytes="128m"), out_dir=Path({str(out_dir)!r}))
@@ -73,7 +76,7 @@ def test_container_ends_at_its_deadline_after_the_engine_is_killed(base_image: s
             engine.kill()
         engine.wait()
         os.kill(holder, signal.SIGKILL)  # the run is dead now
-        reap(docker_client, run_id=run_id)
+        reap(docker_client)
     assert died is not None, f"the container outlived its dead engine (events: {seen})"
     assert "kill" not in seen, f"something other than the deadline killed it (events: {seen})"
     assert died["exitCode"] == str(boxinit.DEADLINE_EXIT)

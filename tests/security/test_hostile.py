@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
+import tempfile
 import textwrap
 import threading
-import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from engine.llm.endpoint import Endpoint
+from engine.llm.gateway import Gateway
 from engine.sandbox.errors import OutFileError
 from engine.sandbox.runner import RunResult, Sandbox, read_out_file
 from tests.security.conftest import HOSTILE
 
 pytestmark = pytest.mark.docker
+CANARY_PREFIX = "sk-evobox-canary-"
 
 
 def hostile(box: Sandbox, image: str, code: str, **kwargs) -> RunResult:
@@ -39,17 +42,43 @@ def report(result: RunResult) -> dict:
 
 
 def test_fork_bomb_is_stopped_by_the_pids_limit(box: Sandbox, base_image: str) -> None:
-    started = time.monotonic()
+    """Every process of the bomb forks forever and reports its birth on a pipe; the first
+    process counts the births, reads the pids cgroup, reports, and waits to be killed."""
     result = hostile(box, base_image, """
-        import os
-        while True:
+        import json, os, time
+        def cgroup(name):
+            for path in (f'/sys/fs/cgroup/pids/{name}', f'/sys/fs/cgroup/{name}'):  # cgroup v1, v2
+                try:
+                    return open(path).read().split()
+                except OSError:
+                    pass
+        r, w = os.pipe()
+        if os.fork() == 0:
+            os.close(r)
+            while True:
+                try:
+                    if os.fork() == 0:
+                        os.write(w, b'.')
+                except OSError:
+                    pass
+        os.close(w)
+        os.set_blocking(r, False)
+        born, quiet = 0, 0
+        while quiet < 20:  # 1 s without a birth: the bomb has reached whatever stops it
             try:
-                os.fork()
-            except OSError:
-                pass
-    """, limits=HOSTILE.model_copy(update={"timeout_s": 3}))
-    assert result.timed_out and result.failure_reason() == "timed out after 3s"
-    assert time.monotonic() - started < 20
+                born += len(os.read(r, 65536))
+                quiet = 0
+            except BlockingIOError:
+                quiet += 1
+                time.sleep(0.05)
+        print(json.dumps({"born": born, "max": cgroup('pids.max'), "events": cgroup('pids.events')}), flush=True)
+        time.sleep(600)
+    """, limits=HOSTILE.model_copy(update={"timeout_s": 8}))
+    assert result.timed_out and result.failure_reason() == "timed out after 8s"
+    got = report(result)
+    assert got["max"] == [str(HOSTILE.pids)] and int(got["events"][1]) > 0  # the cap refused forks...
+    processes = got["born"] + 3  # the engine's init (PID 1), the bomb's first process and the counter
+    assert HOSTILE.pids - 4 <= processes <= HOSTILE.pids, got  # ...when the bomb reached it, not before
 
 
 def test_memory_bomb_is_oom_killed(box: Sandbox, base_image: str) -> None:
@@ -179,26 +208,58 @@ def test_network_tcp_udp_dns_and_raw_sockets_all_fail(box: Sandbox, base_image: 
     assert got["raw"] == got["packet"] == "PermissionError"
 
 
-def test_engine_secrets_are_invisible_inside_proc_included(box: Sandbox, base_image: str,
+def test_engine_secrets_are_invisible_inside_proc_included(box: Sandbox, base_image: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    canary = "sk-evobox-canary-7f3a9c"
+    """The engine's own secrets: the API key in the engine's (and so the gateway's) environment
+    and upstream endpoint, and a key file the engine reads. An agent with its gateway grant
+    looks for them in its environment, every /proc/*/environ and cmdline, and every file it can
+    read (its mounts included); the prefix is split so the search itself does not carry it."""
+    canary = f"{CANARY_PREFIX}{uuid.uuid4().hex}"
     monkeypatch.setenv("OPENAI_API_KEY", canary)
-    assert os.environ["OPENAI_API_KEY"] == canary
-    result = hostile(box, base_image, """
-        import glob, json, os
-        seen = {"env": dict(os.environ)}
-        for path in glob.glob('/proc/*/environ') + glob.glob('/proc/*/cmdline'):
+    key_file = tmp_path / "engine" / "openai.key"
+    key_file.parent.mkdir()
+    key_file.write_text(canary)
+    upstream = Endpoint("http://127.0.0.1:9/v1", key_file.read_text(), "scripted")
+    with tempfile.TemporaryDirectory(prefix="gw-", dir="/tmp") as sockets, Gateway(upstream, Path(sockets)) as gateway:
+        grant = gateway.grant("secret-hunter", transcript=tmp_path / "t.jsonl", max_calls=1, max_tokens=10)
+        result = hostile(box, base_image, """
+            import glob, json, os
+            prefix = 'sk-evobox-' + 'canary-'
+            found, read = [], 0
+            if any(prefix in f'{k}={v}' for k, v in os.environ.items()):
+                found.append('env')
+            for path in glob.glob('/proc/*/environ') + glob.glob('/proc/*/cmdline'):
+                try:
+                    if prefix.encode() in open(path, 'rb').read():
+                        found.append(path)
+                except OSError:
+                    pass
+            for root, dirs, files in os.walk('/'):
+                if root == '/':
+                    dirs[:] = [d for d in dirs if d not in ('proc', 'sys', 'dev')]
+                for name in files:
+                    path = os.path.join(root, name)
+                    try:
+                        if os.path.isfile(path) and os.path.getsize(path) < (1 << 20):
+                            read += 1
+                            if prefix.encode() in open(path, 'rb').read():
+                                found.append(path)
+                    except OSError:
+                        pass
+            own = open('/proc/self/environ', 'rb').read().decode(errors='replace')
             try:
-                seen[path] = open(path, 'rb').read().decode(errors='replace')
+                init = open('/proc/1/environ', 'rb').read() and 'read'
             except OSError as exc:
-                seen[path] = type(exc).__name__
-        print(json.dumps(seen))
-    """, env={"EVOBOX_ON_PURPOSE": "1"})
+                init = type(exc).__name__
+            print(json.dumps({"found": found, "read": read, "own": own, "init": init,
+                              "mounted": sorted(os.listdir('/run/llm'))}))
+        """, env={**grant.env, "EVOBOX_ON_PURPOSE": "1"}, mounts=[grant.mount],
+            limits=HOSTILE.model_copy(update={"timeout_s": 60}))
     got = report(result)
-    assert "PYTHONPATH=/opt/evobox" in got["/proc/self/environ"]  # the read worked...
-    assert got["/proc/1/environ"] == "PermissionError"  # PID 1 is the engine's init: not the candidate's to read
-    assert got["env"].get("EVOBOX_ON_PURPOSE") == "1"
-    assert canary not in result.stdout_tail and "OPENAI_API_KEY" not in result.stdout_tail  # ...and found nothing
+    assert "PYTHONPATH=/opt/evobox" in got["own"] and "EVOBOX_ON_PURPOSE=1" in got["own"]  # the reads worked
+    assert got["init"] == "PermissionError"  # PID 1 is the engine's init: not the candidate's to read
+    assert got["mounted"] and got["read"] > 1000  # the gateway's mount and the image's files were searched
+    assert got["found"] == [] and canary not in result.stdout_tail + result.stderr_tail
 
 
 def test_no_docker_socket_inside(box: Sandbox, base_image: str) -> None:
@@ -244,14 +305,15 @@ def test_setuid_mount_unshare_and_ptrace_are_denied(box: Sandbox, base_image: st
     assert got["pids_visible"] <= 2  # only the container's own processes: no host pid to attach to
 
 
+@pytest.mark.timeout(120)  # hang guards; kill latencies are figures of benchmarks/perf_containment.py
 def test_infinite_loop_is_killed_at_the_timeout(box: Sandbox, base_image: str) -> None:
     result = hostile(box, base_image, "while True: pass", limits=HOSTILE.model_copy(update={"timeout_s": 1.5}))
-    assert result.timed_out and result.duration_s < 5
+    assert result.timed_out and result.exit_code is None
     assert result.failure_reason() == "timed out after 1.5s"
 
 
+@pytest.mark.timeout(120)
 def test_process_ignoring_sigterm_is_still_killed(box: Sandbox, base_image: str) -> None:
-    started = time.monotonic()
     result = hostile(box, base_image, """
         import os, signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -260,12 +322,20 @@ def test_process_ignoring_sigterm_is_still_killed(box: Sandbox, base_image: str)
         while True:
             time.sleep(1)
     """, limits=HOSTILE.model_copy(update={"timeout_s": 1}))
-    assert result.timed_out
-    assert time.monotonic() - started < 8
+    assert result.timed_out  # and (conftest) no container is left
+
+
+def _memory_kib(field: str) -> int:
+    """VmRSS / VmHWM of this process, from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/self/status")
 
 
 def test_a_gigabyte_to_stdout_keeps_only_a_capped_tail(box: Sandbox, base_image: str) -> None:
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
+    rss_before = _memory_kib("VmRSS")
     result = hostile(box, base_image, """
         import sys
         block = b'y' * (1 << 20)
@@ -275,7 +345,7 @@ def test_a_gigabyte_to_stdout_keeps_only_a_capped_tail(box: Sandbox, base_image:
     """, limits=HOSTILE.model_copy(update={"timeout_s": 60}))
     assert result.ok, result.failure_reason()
     assert len(result.stdout_tail) <= HOSTILE.log_tail_bytes and result.stdout_tail.endswith("THE END")
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 200 * 1024  # KiB
+    assert _memory_kib("VmHWM") - rss_before < 200 * 1024  # KiB: the engine's peak during this flood
 
 
 def test_symlink_result_to_a_host_file_is_refused(box: Sandbox, base_image: str, out_dir: Path) -> None:

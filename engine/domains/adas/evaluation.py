@@ -12,7 +12,7 @@ from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import ResultModel, read_result
-from engine.sandbox.runner import RunResult
+from engine.sandbox.runner import RunResult, Stage
 from engine.search.candidate import CandidateFailure, Status
 from engine.search.domain import CandidateContext
 from engine.search.settle import settle_grant
@@ -66,13 +66,13 @@ class CandidateRun:
     def __init__(self, config: AdasConfig, ctx: CandidateContext, runtime: str, code: str):
         self.config, self.ctx, self.runtime, self.code = config, ctx, runtime, code
         self.dir = ctx.candidate_dir
-        self.labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
         self.usage: dict[str, Any] = {}  # the agent's LLM spend, filled by the evaluation
         self.budget_spent: str | None = None  # which budget ran out during the evaluation, if one did
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
         self.ctx.stage("build")
-        image = self.ctx.run.images.layer(self.runtime, box_files(self.code), kind=LAYER_KIND, labels=self.labels)
+        image = self.ctx.run.images.layer(self.runtime, box_files(self.code), kind=LAYER_KIND,
+                                          labels=self.ctx.run.sandbox.work(Stage.BUILD, self.ctx.candidate_id).labels())
         in_dir = self._write_inputs(tasks)
         self.ctx.stage("test")
         self._selftest(image, in_dir)
@@ -104,8 +104,7 @@ class CandidateRun:
         out_dir = self.dir / "selftest_out"
         out_dir.mkdir(parents=True, exist_ok=True)
         result = self.ctx.run.sandbox.run(image, [*HARNESS, "selftest"], limits=limits, in_dir=in_dir,
-                                          out_dir=out_dir, labels=self.labels,
-                                          name=f"evobox-{self.ctx.run.run_id}-{self.ctx.candidate_id}-test")
+                                          out_dir=out_dir, stage=Stage.SELFTEST, candidate_id=self.ctx.candidate_id)
         (self.dir / "selftest.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
         if not result.ok:
             raise failure_of(result, "unit test", limits)
@@ -125,8 +124,8 @@ class CandidateRun:
         with run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
                                max_calls=max_calls, max_tokens=max_tokens) as grant:
             result = run.sandbox.run(image, [*HARNESS, "evaluate"], limits=limits, in_dir=in_dir, out_dir=out_dir,
-                                     mounts=[grant.mount], env=grant.env, labels=self.labels,
-                                     name=f"evobox-{run.run_id}-{self.ctx.candidate_id}-eval")
+                                     mounts=[grant.mount], env=grant.env, stage=Stage.EVALUATE,
+                                     candidate_id=self.ctx.candidate_id)
         (self.dir / "evaluate.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
         usage = run.gateway.usage(grant.token)
         self.usage = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,

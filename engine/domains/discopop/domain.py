@@ -27,7 +27,7 @@ from engine.search.settle import settle_grant
 from engine.domains.discopop.results import EvalReport, TrainReport, TrainStatus
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import copy_result_file, list_result_dir, read_result
-from engine.sandbox.runner import Mount, RunResult
+from engine.sandbox.runner import Mount, RunResult, Stage
 from engine.task_secret import TaskSecret
 
 RESULT_MAX = 4 * 1024 * 1024
@@ -121,12 +121,11 @@ class DiscoPopDomain(Domain):
     def evaluate_code(self, code: str, ctx: CandidateContext, *, validate: bool = True) -> Evaluation:
         """`validate=False` skips the validity tests: only for sanity checks that must train
         deliberately broken losses (a zero or sign-flipped loss) to show they score low."""
-        labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
         train = self.train_code(code, ctx, validate=validate)
         ctx.stage("evaluate")
         weights = self._collect_weights(ctx.candidate_dir / "train", ctx.candidate_dir / "weights")
         shutil.rmtree(ctx.candidate_dir / "train" / "weights", ignore_errors=True)  # copied: keep one
-        scores = self._score(weights, ctx, labels)
+        scores = self._score(weights, ctx)
         try:
             value, text, detail = fitness.summarise(scores, self.config.betas, self.config.seeds, self.config.kl_coef)
         except fitness.MissingScores as error:
@@ -148,10 +147,10 @@ class DiscoPopDomain(Domain):
         returns the container's report or raises CandidateFailure."""
         self.inputs_dir  # noqa: B018 - raises when prepare has not run
         ctx.stage("build")
-        labels = {"evobox.run": ctx.run.run_id, "evobox.candidate": ctx.candidate_id}
+        labels = ctx.run.sandbox.work(Stage.BUILD, ctx.candidate_id).labels()
         image = ctx.run.images.layer(self._runtime, layers.candidate_files(code), kind="discopop-candidate", labels=labels)
         ctx.stage("train")
-        return self._train(image, ctx, labels, validate)
+        return self._train(image, ctx, validate)
 
     def job_json(self, validate: bool = True) -> str:
         """The candidate container's job (also used by tests and benchmarks)."""
@@ -177,12 +176,12 @@ class DiscoPopDomain(Domain):
         targets = {"policy": POLICY_MOUNT, "reward": REWARD_MOUNT, "questions": "/questions.jsonl"}
         return [Mount(self._mounts[name], targets[name]) for name in names if name in self._mounts]
 
-    def _train(self, image: str, ctx: CandidateContext, labels: Mapping[str, str], validate: bool = True) -> dict[str, Any]:
+    def _train(self, image: str, ctx: CandidateContext, validate: bool = True) -> dict[str, Any]:
         out = ctx.candidate_dir / "train"
         limits = self.config.train_limits.sandbox(self._base_limits)
         result = ctx.run.sandbox.run(image, ["python", "-m", "dpbox.run_candidate", self.job_json(validate)],
                                      limits=limits, out_dir=out, in_dir=self.inputs_dir, mounts=self._model_mounts("policy"),
-                                     labels=labels)
+                                     stage=Stage.TRAIN, candidate_id=ctx.candidate_id)
         _save_logs(ctx.candidate_dir, "train", result)
         try:
             report = read_result(out, "result.json", TrainReport, max_bytes=RESULT_MAX, what="training")
@@ -234,7 +233,7 @@ class DiscoPopDomain(Domain):
                 "batch_size": hf.eval_batch_size, "seed": hf.eval_seed, "bf16": self.config.training.bf16,
                 "out_dir": "/out"}
 
-    def _score(self, weights: Path, ctx: CandidateContext, labels: Mapping[str, str]) -> dict[str, Any]:
+    def _score(self, weights: Path, ctx: CandidateContext) -> dict[str, Any]:
         keys = [run_key(beta, seed) for beta in self.config.betas for seed in self.config.seeds]
         out = ctx.candidate_dir / "eval"
         mounts = [Mount(self._inputs, REF_MOUNT), *self._model_mounts("policy", "reward", "questions")]
@@ -251,7 +250,8 @@ class DiscoPopDomain(Domain):
         try:
             result = ctx.run.sandbox.run(self._task_image, ["python", "-m", "dpbox.evaluate", json.dumps(self.eval_request(keys))],
                                          limits=self.config.eval_limits.sandbox(self._base_limits), out_dir=out,
-                                         in_dir=weights, mounts=mounts, env=env, labels={**labels, "evobox.stage": "eval"})
+                                         in_dir=weights, mounts=mounts, env=env, stage=Stage.SCORE,
+                                         candidate_id=ctx.candidate_id)
         finally:
             if grant is not None:
                 ctx.run.gateway.revoke(grant.token)
