@@ -8,8 +8,7 @@ reason goes back to the LLM; the container stays the boundary.
 
 from __future__ import annotations
 
-import ast
-
+from engine import pyast
 from engine.sandbox.errors import GateError
 from engine.sandbox.gate_policy import GatePolicy
 
@@ -19,7 +18,7 @@ __all__ = ["GateError", "check_code"]
 def check_code(code: str) -> None:
     """Raise GateError with a one-line reason (the first violation) if `code` breaks the policy."""
     try:
-        tree = ast.parse(code)
+        tree = pyast.parse(code)
     except SyntaxError as exc:
         raise GateError(f"syntax error at line {exc.lineno}: {exc.msg}") from None
     except ValueError as exc:  # e.g. null bytes in the source

@@ -13,6 +13,8 @@ import hashlib
 import io
 import tokenize
 
+from engine import pyast
+
 _SKIPPED_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
                    tokenize.ENCODING, tokenize.ENDMARKER}
 
@@ -23,7 +25,7 @@ def normalise_code(code: str) -> str:
     the rest of the text with its whitespace collapsed: two programs that differ after the
     error never get the same text."""
     try:
-        return ast.unparse(ast.parse(code))
+        return ast.unparse(pyast.parse(code))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     kept: list[str] = []

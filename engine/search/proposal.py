@@ -5,10 +5,10 @@ The reasons are written for the LLM: they go into the archive and into the repai
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any
 
+from engine import pyast
 from engine.search.candidate import CandidateFailure, Proposal, Status
 
 PROPOSAL_SCHEMA: dict[str, Any] = {
@@ -55,7 +55,7 @@ def parse_proposal(data: Any, *, max_code_chars: int) -> Proposal:
 def check_syntax(code: str) -> None:
     """CandidateFailure(INVALID) with the line and message of the first syntax error."""
     try:
-        ast.parse(code)
+        pyast.parse(code)
     except SyntaxError as exc:
         raise _invalid(f"syntax error at line {exc.lineno}: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from benchmarks.adas import BootstrapResult, Task, bootstrap_fitness, load_tasks, spec_for
 from benchmarks.adas.registry import Benchmark
+from engine import pyast
 from engine.domains.adas import final_test, prompts
 from engine.domains.adas.baselines import baselines
 from engine.domains.adas.config import AdasConfig
@@ -46,7 +47,7 @@ def box_files(code: str) -> dict[str, bytes]:
 def check_forward(code: str) -> None:
     """Static check: the code parses and defines forward(self, taskInfo) (or one such function)."""
     try:
-        tree = ast.parse(code)
+        tree = pyast.parse(code)
     except SyntaxError as exc:
         raise CandidateFailure(Status.INVALID, f"SyntaxError: {exc.msg} (line {exc.lineno})") from None
     functions = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]

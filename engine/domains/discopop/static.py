@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 
+from engine import pyast
 from engine.search.candidate import CandidateFailure, Status
 
 LOGP_PARAMS = 4  # policy_chosen, policy_rejected, reference_chosen, reference_rejected
@@ -30,7 +31,7 @@ def _is_docstring(node: ast.stmt) -> bool:
 def the_function(code: str) -> ast.FunctionDef:
     """The single top-level function; only imports and a docstring may sit beside it."""
     try:
-        tree = ast.parse(code)
+        tree = pyast.parse(code)
     except SyntaxError as error:
         raise _invalid(f"syntax error at line {error.lineno}: {error.msg}") from None
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
