@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Host prerequisites for evobox on Debian/Ubuntu: docker.io + mmdebstrap, and a running dockerd.
+# Host prerequisites for evobox on Debian/Ubuntu: docker.io, mmdebstrap, e2fsprogs/mount, and a running dockerd.
 # The daemon is started with no bridge network at all, so no container can ever get one.
 set -euo pipefail
 
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+# the size-capped /out of every run: tmpfs or a loop-mounted ext4 image (engine/sandbox/outfs.py)
+command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
+command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "evobox needs: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
