@@ -58,12 +58,12 @@ class Owner:
 
     def liveness(self) -> Liveness:
         """Checked against this machine's live process table."""
-        here = current()
-        if self.host != here.host:
+        host, boot, pidns = _machine()
+        if self.host != host:
             return Liveness.UNKNOWN  # another machine sharing the engine: its own reaper decides
-        if self.boot != here.boot:
+        if self.boot != boot:
             return Liveness.DEAD  # this machine has rebooted since: every process of then is gone
-        if self.pidns != here.pidns:
+        if self.pidns != pidns:
             return Liveness.UNKNOWN  # a pid of another namespace means nothing in ours
         return Liveness.ALIVE if process_start(self.pid) == self.start else Liveness.DEAD
 

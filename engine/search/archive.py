@@ -40,6 +40,12 @@ class Usage(BaseModel):
                      completion_tokens=self.completion_tokens + other.completion_tokens,
                      cost_usd=self.cost_usd + other.cost_usd)
 
+    @classmethod
+    def of(cls, counted: Any) -> "Usage":
+        """Our record's Usage from the LLM layer's Usage dataclass (the client's and the gateway's)."""
+        return cls(calls=counted.calls, prompt_tokens=counted.prompt_tokens,
+                   completion_tokens=counted.completion_tokens, cost_usd=counted.cost_usd)
+
     def __sub__(self, other: "Usage") -> "Usage":
         return Usage(calls=self.calls - other.calls, prompt_tokens=self.prompt_tokens - other.prompt_tokens,
                      completion_tokens=self.completion_tokens - other.completion_tokens,

@@ -27,7 +27,7 @@ from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
-from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, as_usage, evaluate, static_checks
+from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
 from engine.search.prompting import entry, select
 from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
@@ -93,7 +93,7 @@ class Search:
             state = self.journal.load(slot)
             if state is not None:
                 spent = spent + state.usage
-        self.spend.set_meta(spent, lambda: as_usage(self.client.total))
+        self.spend.set_meta(spent, lambda: Usage.of(self.client.total))
         self.spend.on_spent = lambda reason: self.stopper.request(StopReason.LLM_BUDGET, reason)
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,

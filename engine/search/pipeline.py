@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -78,12 +78,6 @@ class SeedSwitch:
     """Whether requests carry a sampling seed; off for good once the server rejects one."""
 
     enabled: bool = True
-
-
-def as_usage(value: Any) -> Usage:
-    """Our record's Usage from the LLM client's Usage dataclass."""
-    return Usage(calls=value.calls, prompt_tokens=value.prompt_tokens,
-                 completion_tokens=value.completion_tokens, cost_usd=value.cost_usd)
 
 
 def request_seed(base: int, generation: int, index: int, turn: int) -> int:
@@ -161,12 +155,12 @@ class CandidatePipeline:
         st = self.state
         try:
             reply = self._chat()
-            text, usage = reply.text, as_usage(reply.usage)
+            text, usage = reply.text, Usage.of(reply.usage)
             proposal = parse_proposal(reply.data, max_code_chars=self.s.search.max_code_chars)
             st.proposal, st.reply_error = ProposalData(**proposal.__dict__), None
             st.last_proposal = st.proposal
         except LLMReplyError as exc:
-            text, usage = exc.raw_text, as_usage(exc.usage) if exc.usage is not None else Usage()
+            text, usage = exc.raw_text, Usage.of(exc.usage) if exc.usage is not None else Usage()
             self._unusable(stage, exc.reason)
         except CandidateFailure as exc:
             self._unusable(stage, exc.reason)

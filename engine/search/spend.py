@@ -96,8 +96,7 @@ class RunSpend:
         return self.exceeded()
 
     def record(self, candidate_id: str, usage: CallUsage) -> None:
-        counted = Usage(calls=usage.calls, prompt_tokens=usage.prompt_tokens,
-                        completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd)
+        counted = Usage.of(usage)
         with self._lock:
             self._agent = self._agent + counted
             self._by_candidate[candidate_id] = self._by_candidate.get(candidate_id, Usage()) + counted
