@@ -39,29 +39,8 @@ LEGIT = [
     "try:\n    value = int('x')\nexcept SystemExit as error:\n    value = error.code\nfinally:\n    pass\n",
 ]
 
-# Paper-style ADAS agents (Hu et al., 2024): a debate, and an ARC agent that works on grids with numpy.
-PAPER_DEBATE = '''def forward(self, taskInfo):
-    debate_initial_instruction = "Please think step by step and then solve the task."
-    debate_instruction = "Given solutions to the problem from other agents, consider their opinions as additional advice."
-    debate_agents = [LLMAgentBase(['thinking', 'answer'], 'Debate Agent', temperature=0.8, role=role)
-                     for role in ['Biology Expert', 'Physics Expert', 'Chemistry Expert']]
-    final_decision_agent = LLMAgentBase(['thinking', 'answer'], 'Final Decision Agent', temperature=0.1)
-    max_round = 2
-    all_thinking = [[] for _ in range(max_round)]
-    all_answer = [[] for _ in range(max_round)]
-    for r in range(max_round):
-        for i in range(len(debate_agents)):
-            if r == 0:
-                thinking, answer = debate_agents[i]([taskInfo], debate_initial_instruction)
-            else:
-                input_infos = [taskInfo] + [all_thinking[r-1][i]] + all_thinking[r-1][:i] + all_thinking[r-1][i+1:]
-                thinking, answer = debate_agents[i](input_infos, debate_instruction)
-            all_thinking[r].append(thinking)
-            all_answer[r].append(answer)
-    thinking, answer = final_decision_agent([taskInfo] + all_thinking[max_round-1] + all_answer[max_round-1],
-                                            "Given all the above thinking and answers, reason over them carefully and provide a final answer.")
-    return answer
-'''
+# A paper-style ARC agent with numpy imported at the top (the debate and the other paper-style
+# agents pass the gate in tests/adas/test_paper_agents.py).
 PAPER_ARC_NUMPY = '''import numpy as np
 from collections import Counter
 
@@ -186,9 +165,8 @@ def test_ordinary_candidate_code_passes(code: str) -> None:
     check_code(code)
 
 
-@pytest.mark.parametrize("code", [PAPER_DEBATE, PAPER_ARC_NUMPY], ids=["debate", "arc-numpy"])
-def test_paper_style_agents_pass(code: str) -> None:
-    check_code(code)
+def test_paper_style_arc_agent_with_numpy_passes() -> None:
+    check_code(PAPER_ARC_NUMPY)
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
