@@ -76,7 +76,7 @@ class LLMClient:
     @property
     def total(self) -> Usage:
         with self._lock:
-            return Usage(**vars(self._total))
+            return self._total
 
     @property
     def json_mode(self) -> JsonMode:

@@ -45,6 +45,7 @@ outage or a spent run budget from the candidate's own failure (engine/search/set
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import json
@@ -261,7 +262,7 @@ class Gateway:
         """Calls and tokens the grant used so far, and their cost (cached replies cost 0)."""
         state = self._grant_state(token)
         with state.lock:
-            return Usage(**vars(state.usage))
+            return state.usage
 
     def health(self, token: str) -> GrantHealth:
         """Upstream failures and run-budget refusals this grant saw so far."""
@@ -339,7 +340,7 @@ class Gateway:
                 with state.lock:
                     state.reserved_tokens -= reserved
         state.transcript.append({**_stamp(state, 200, started), "cached": cached, "request": chat.body,
-                                 "reply": reply, "usage": vars(usage)})
+                                 "reply": reply, "usage": usage.to_json()})
         return HttpResponse(200, json.dumps(reply).encode())
 
     def _resolve_model(self, body: dict[str, Any]) -> None:
@@ -426,7 +427,7 @@ class Gateway:
     def _account(self, state: _GrantState, model: str, prompt: int, completion: int, cached: bool) -> Usage:
         usage = call_usage(model, prompt, completion, self.prices)
         if cached:
-            usage.cost_usd = 0.0
+            usage = dataclasses.replace(usage, cost_usd=0.0)
         with state.lock:
             state.usage = state.usage + usage
         if self.spend is not None:

@@ -1,12 +1,19 @@
-"""Token usage, its cost from a price table, and the budget the search checks."""
+"""Token usage, its cost from a price table, and the budget the search checks.
+
+`Usage` is the one type for spend everywhere: the client's and the gateway's counters, the
+search's run ledger (`agent_spend.json`), archive records and journal entries. Records hold it as
+a field (pydantic validates the dataclass, extra keys refused), so its JSON shape is the four
+fields below; `to_json`/`from_json` are the one (de)serialisation for everything else.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Protocol
 
 import structlog
+from pydantic import ConfigDict, TypeAdapter
 
 from engine.llm.config import Price
 
@@ -14,9 +21,13 @@ log = structlog.get_logger()
 _warned_unpriced: set[str] = set()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Usage:
-    """Calls and tokens spent, and what they cost in USD. Supports `+`."""
+    """Calls and tokens spent, and what they cost in USD. Immutable; supports `+` and `-`: of
+    the meta LLM (a candidate's proposal, reflection and repair calls) or of agents (every
+    gateway call its evaluations made, the judge's included)."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     calls: int = 0
     prompt_tokens: int = 0
@@ -30,6 +41,22 @@ class Usage:
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.calls + other.calls, self.prompt_tokens + other.prompt_tokens,
                      self.completion_tokens + other.completion_tokens, self.cost_usd + other.cost_usd)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.calls - other.calls, self.prompt_tokens - other.prompt_tokens,
+                     self.completion_tokens - other.completion_tokens, self.cost_usd - other.cost_usd)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the four fields (the shape archives and ledgers hold)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Usage:
+        """Validated from its JSON object; pydantic's ValidationError (a ValueError) if malformed."""
+        return _ADAPTER.validate_python(data)
+
+
+_ADAPTER: TypeAdapter[Usage] = TypeAdapter(Usage)
 
 
 def price_for(model: str, prices: Mapping[str, Price]) -> Price | None:

@@ -8,21 +8,28 @@ reason goes back to the LLM; the container stays the boundary.
 
 from __future__ import annotations
 
+import ast
+
 from engine import pyast
 from engine.sandbox.errors import GateError
 from engine.sandbox.gate_policy import GatePolicy
 
-__all__ = ["GateError", "check_code"]
+__all__ = ["GateError", "check_code", "check_tree"]
 
 
 def check_code(code: str) -> None:
-    """Raise GateError with a one-line reason (the first violation) if `code` breaks the policy."""
-    try:
-        tree = pyast.parse(code)
-    except SyntaxError as exc:
-        raise GateError(f"syntax error at line {exc.lineno}: {exc.msg}") from None
-    except ValueError as exc:  # e.g. null bytes in the source
-        raise GateError(f"unparsable code: {exc}") from None
+    """`check_tree` of `code`; unparsable code is a GateError with pyast's one wording."""
+    source = pyast.Source.parse(code)
+    if source.tree is None:
+        raise GateError(source.error or "the code cannot be parsed")
+    check_tree(source.tree)
+
+
+def check_tree(tree: ast.Module) -> None:
+    """Raise GateError with a one-line reason (the first violation) if `tree` breaks the policy.
+
+    RestrictedPython's transformer rewrites nodes as it checks (e.g. tuple unpacking into
+    `_unpack_sequence_` calls): the tree is not fit for other readers afterwards."""
     policy = GatePolicy()
     policy.visit(tree)
     if policy.violations:

@@ -16,44 +16,13 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.search.candidate import Status
-from engine.search.codeid import code_id
+from engine.llm.usage import Usage
+from engine.search.candidate import Evaluation, Proposal, Status
+from engine.search.codeid import code_id, record_id
 
 log = structlog.get_logger()
 
 Generation = Literal["initial"] | int
-
-
-class Usage(BaseModel):
-    """LLM usage: of the meta LLM (a candidate's proposal, reflection and repair calls) or of
-    agents (every gateway call its evaluations made, the judge's included)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(calls=self.calls + other.calls, prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-                     completion_tokens=self.completion_tokens + other.completion_tokens,
-                     cost_usd=self.cost_usd + other.cost_usd)
-
-    @classmethod
-    def of(cls, counted: Any) -> "Usage":
-        """Our record's Usage from the LLM layer's Usage dataclass (the client's and the gateway's)."""
-        return cls(calls=counted.calls, prompt_tokens=counted.prompt_tokens,
-                   completion_tokens=counted.completion_tokens, cost_usd=counted.cost_usd)
-
-    def __sub__(self, other: "Usage") -> "Usage":
-        return Usage(calls=self.calls - other.calls, prompt_tokens=self.prompt_tokens - other.prompt_tokens,
-                     completion_tokens=self.completion_tokens - other.completion_tokens,
-                     cost_usd=self.cost_usd - other.cost_usd)
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 class Attempt(BaseModel):
@@ -92,6 +61,21 @@ class Record(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     attempts: list[Attempt] = Field(default_factory=list)
     cached: bool = Field(False, description="baseline evaluation reused from the cache")
+
+    @classmethod
+    def settle(cls, generation: Generation, index: int, proposal: Proposal | None, attempt: Attempt,
+               evaluation: Evaluation | None, *, cid: str | None = None, **spend: Any) -> Record:
+        """The one way a candidate becomes a record: its slot, the proposal it ends with (None: no
+        reply held one), the last attempt's outcome, the evaluation when that attempt was ok, and
+        `spend` (parents, usage, agent_usage, timings, attempts, cached). `cid`: the code's id
+        when already known, else derived from the code."""
+        code = proposal.code if proposal else ""
+        return cls(id=record_id(generation, index, code, cid=cid), code_id=cid,
+                   name=proposal.name if proposal else "unnamed", thought=proposal.thought if proposal else "",
+                   code=code, generation=generation, index=index, status=attempt.status,
+                   fitness=evaluation.fitness if evaluation else None,
+                   fitness_text=evaluation.fitness_text if evaluation else None,
+                   fitness_detail=evaluation.detail if evaluation else {}, error=attempt.error, **spend)
 
     @property
     def slot(self) -> tuple[Generation, int]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict
 
 
 class Status(str, enum.Enum):
@@ -15,12 +17,14 @@ class Status(str, enum.Enum):
     FAILED = "failed"  # ran and was wrong: unit test failed, crashed, NaN loss, all-zero accuracy
     TIMEOUT = "timeout"  # killed at its wall-clock limit
     OOM = "oom"  # killed at its memory limit
-    ERROR = "error"  # the environment broke (docker, gateway), not the candidate's fault
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """What the meta LLM proposed (or a hand-written baseline)."""
+    """What the meta LLM proposed (or a hand-written baseline). Journal entries hold it as a
+    field: pydantic validates it there (extra keys refused), as the object of these three fields."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     name: str
     thought: str

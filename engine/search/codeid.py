@@ -19,15 +19,15 @@ _SKIPPED_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.IND
                    tokenize.ENCODING, tokenize.ENDMARKER}
 
 
-def normalise_code(code: str) -> str:
-    """Canonical text of `code`: the AST unparsed when it parses (comments, blank lines and
-    layout gone), else its tokens joined by single spaces, and from the first tokenizer error on
-    the rest of the text with its whitespace collapsed: two programs that differ after the
-    error never get the same text."""
-    try:
-        return ast.unparse(pyast.parse(code))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        pass
+def normalise_code(code: str | pyast.Source) -> str:
+    """Canonical text of `code` (parsed here unless given as a Source): the AST unparsed when it
+    parses (comments, blank lines and layout gone), else its tokens joined by single spaces, and
+    from the first tokenizer error on the rest of the text with its whitespace collapsed: two
+    programs that differ after the error never get the same text."""
+    source = code if isinstance(code, pyast.Source) else pyast.Source.parse(code)
+    if source.tree is not None:
+        return ast.unparse(source.tree)
+    code = source.code
     kept: list[str] = []
     line, column = 1, 0  # where the text not yet tokenized starts
     try:
@@ -41,15 +41,15 @@ def normalise_code(code: str) -> str:
     return " ".join(kept)
 
 
-def code_id(code: str) -> str:
-    """16 hex digits of the SHA-256 of the normalised code."""
+def code_id(code: str | pyast.Source) -> str:
+    """16 hex digits of the SHA-256 of the normalised code (before the gate reads a Source's tree)."""
     return hashlib.sha256(normalise_code(code).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def record_id(generation: int | str, index: int, code: str) -> str:
+def record_id(generation: int | str, index: int, code: str, *, cid: str | None = None) -> str:
     """The id of the record in archive slot (generation, index): unique in an archive (a slot
     is archived once), the same on every rerun, and it starts like the code's id so the
     evaluation directory is easy to find: `g3-1-ab12cd34` (`init-0-...` for baselines,
-    `g3-1-nocode` for a reply without code)."""
+    `g3-1-nocode` for a reply without code). `cid`: `code_id(code)` when the caller has it."""
     tag = "init" if generation == "initial" else f"g{generation}"
-    return f"{tag}-{index}-{code_id(code)[:8] if code.strip() else 'nocode'}"
+    return f"{tag}-{index}-{(cid or code_id(code))[:8] if code.strip() else 'nocode'}"

@@ -8,6 +8,7 @@ is handed. Adding a domain touches neither engine/search nor engine/sandbox.
 from __future__ import annotations
 
 import abc
+import ast
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,6 @@ class Domain(abc.ABC):
     name: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]  # the [domain] table of the run config
     needs_gateway: ClassVar[bool] = False  # ADAS agents call an LLM; losses do not
-    function_hint: ClassVar[str] = "forward"  # what the meta prompt asks the code to define
 
     def __init__(self, config: BaseModel):
         self.config = config
@@ -85,8 +85,9 @@ class Domain(abc.ABC):
         """Hand-written candidates that seed the archive (generation 'initial')."""
 
     @abc.abstractmethod
-    def check(self, code: str) -> None:
-        """Domain static checks after the engine's gate (e.g. the function's signature).
+    def check(self, tree: ast.Module) -> None:
+        """Domain static checks of the candidate's parsed code (e.g. the function's signature);
+        the loop parses once and reports the engine's gate first. Do not change `tree`.
 
         Raise CandidateFailure(Status.INVALID, reason) on a problem.
         """

@@ -17,20 +17,12 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.search.archive import Attempt, Generation, Record, Usage
+from engine.llm.usage import Usage
+from engine.search.archive import Attempt, Generation, Record
+from engine.search.candidate import Proposal
 from engine.search.durable import fsync_dir, write_json_atomic
 
 log = structlog.get_logger()
-
-
-class ProposalData(BaseModel):
-    """A proposal as stored in the journal."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    thought: str
-    code: str
 
 
 class CandidateState(BaseModel):
@@ -43,8 +35,8 @@ class CandidateState(BaseModel):
     parents: list[str] = Field(default_factory=list)
     messages: list[dict[str, Any]] = Field(default_factory=list)
     reflections_done: int = 0
-    proposal: ProposalData | None = Field(None, description="the proposal the next attempt checks")
-    last_proposal: ProposalData | None = Field(None, description="the newest proposal that had code")
+    proposal: Proposal | None = Field(None, description="the proposal the next attempt checks")
+    last_proposal: Proposal | None = Field(None, description="the newest proposal that had code")
     reply_error: str | None = Field(None, description="why the last reply gave no usable proposal")
     attempts: list[Attempt] = Field(default_factory=list)
     repair_due: bool = Field(False, description="the last attempt failed: next step is a repair turn")

@@ -15,20 +15,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import structlog
 
+from engine import pyast
 from engine.config import RunConfig
 from engine.llm.client import LLMClient
-from engine.llm.usage import Budget
-from engine.search.archive import ARCHIVE_NAME, Archive, Attempt, Generation, Record, Usage
+from engine.llm.usage import Budget, Usage
+from engine.search.archive import ARCHIVE_NAME, Archive, Attempt, Generation, Record
 from engine.search.baseline_cache import BaselineCache
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
-from engine.search.codeid import code_id, record_id
+from engine.search.codeid import code_id
 from engine.search.dedupe import Dedupe, as_duplicate
 from engine.search.domain import Domain, RunContext
 from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
-from engine.search.prompting import entry, select
+from engine.search.prompting import as_text, select
 from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
 from engine.search.spend import RunSpend
@@ -93,7 +94,7 @@ class Search:
             state = self.journal.load(slot)
             if state is not None:
                 spent = spent + state.usage
-        self.spend.set_meta(spent, lambda: Usage.of(self.client.total))
+        self.spend.set_meta(spent, lambda: self.client.total)
         self.spend.on_spent = lambda reason: self.stopper.request(StopReason.LLM_BUDGET, reason)
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
@@ -125,7 +126,7 @@ class Search:
         earlier = [r for r in self.archive.records if r.generation != generation]
         dedupe, shared = Dedupe(earlier), SharedEvaluations()
         shown = select(earlier, self.search.archive_prompt_chars)
-        prompt = self.domain.proposal_prompt(json.dumps([entry(r) for r in shown], indent=2))
+        prompt = self.domain.proposal_prompt(as_text(shown))
         parents = [r.id for r in shown]
 
         def job(index: int) -> Record:
@@ -186,7 +187,8 @@ class Search:
         services.checkpoint(llm=False)
         state = CandidateState(generation="initial", index=index)
         clock = StageClock(state.timings, lambda stage: self.observer.stage(("initial", index), stage))
-        cid = code_id(proposal.code)
+        source = pyast.Source.parse(proposal.code)
+        cid = code_id(source)
         evaluation: Evaluation | None = services.baseline_cache.get(cid)
         cached = evaluation is not None
         failure: CandidateFailure | None = None
@@ -194,22 +196,17 @@ class Search:
         if evaluation is None:
             try:
                 clock("check")
-                static_checks(self.domain, proposal.code)
+                static_checks(self.domain, source)
                 evaluation = evaluate(services, proposal, cid, clock, index, shared)
                 services.baseline_cache.put(cid, evaluation)
             except CandidateFailure as exc:
                 failure = exc
             finally:
                 clock.stop()
-        status = failure.status if failure else Status.OK
-        error = failure.reason if failure else None
-        state.final = Record(
-            id=record_id("initial", index, proposal.code), code_id=cid, name=proposal.name, thought=proposal.thought,
-            code=proposal.code, generation="initial",
-            index=index, status=status, fitness=evaluation.fitness if evaluation else None,
-            fitness_text=evaluation.fitness_text if evaluation else None,
-            fitness_detail=evaluation.detail if evaluation else {}, error=error, timings=state.timings,
-            agent_usage=services.spend.agent_of(cid) - agent_before,
-            attempts=[Attempt(code_id=cid, name=proposal.name, status=status, error=error)], cached=cached)
+        attempt = Attempt(code_id=cid, name=proposal.name, status=failure.status if failure else Status.OK,
+                          error=failure.reason if failure else None)
+        state.final = Record.settle("initial", index, proposal, attempt, evaluation, cid=cid, timings=state.timings,
+                                    agent_usage=services.spend.agent_of(cid) - agent_before, attempts=[attempt],
+                                    cached=cached)
         self.journal.save(state)
         return state.final

@@ -18,15 +18,17 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from engine.llm.client import ChatReply, LLMCallError, LLMReplyError
 from engine.llm.probe import UpstreamOutage
-from engine.sandbox.gate import GateError, check_code
-from engine.search.archive import Attempt, Record, Usage
+from engine import pyast
+from engine.sandbox.gate import GateError, check_tree
+from engine.llm.usage import Usage
+from engine.search.archive import Attempt, Record
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
-from engine.search.codeid import code_id, record_id
+from engine.search.codeid import code_id
 from engine.search.dedupe import Dedupe
 from engine.search.domain import CandidateContext, Domain, RunContext
-from engine.search.journal import CandidateState, Journal, ProposalData
+from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
-from engine.search.proposal import PROPOSAL_SCHEMA, check_syntax, parse_proposal
+from engine.search.proposal import PROPOSAL_SCHEMA, candidate_tree, parse_proposal
 from engine.search.shared import SharedEvaluations
 from engine.search.slots import OrderedSlots
 from engine.search.stop import Limits, Stopped, Stopper, StopReason
@@ -155,12 +157,12 @@ class CandidatePipeline:
         st = self.state
         try:
             reply = self._chat()
-            text, usage = reply.text, Usage.of(reply.usage)
+            text, usage = reply.text, reply.usage
             proposal = parse_proposal(reply.data, max_code_chars=self.s.search.max_code_chars)
-            st.proposal, st.reply_error = ProposalData(**proposal.__dict__), None
+            st.proposal, st.reply_error = proposal, None
             st.last_proposal = st.proposal
         except LLMReplyError as exc:
-            text, usage = exc.raw_text, Usage.of(exc.usage) if exc.usage is not None else Usage()
+            text, usage = exc.raw_text, exc.usage or Usage()
             self._unusable(stage, exc.reason)
         except CandidateFailure as exc:
             self._unusable(stage, exc.reason)
@@ -204,17 +206,18 @@ class CandidatePipeline:
         st = self.state
         started = time.monotonic()
         proposal = st.proposal
-        cid = code_id(proposal.code) if proposal else None
+        source = pyast.Source.parse(proposal.code) if proposal else None  # the one parse of this attempt
+        cid = code_id(source) if source else None
         evaluation: Evaluation | None = None
         agent_before = self.s.spend.agent_of(cid) if cid else None
         try:
             if proposal is None:
                 raise CandidateFailure(Status.INVALID, st.reply_error or "the reply held no proposal")
             self.clock("check")
-            static_checks(self.s.domain, proposal.code)
+            static_checks(self.s.domain, source)  # type: ignore[arg-type]
             self._dedupe(cid)  # type: ignore[arg-type]
-            evaluation = evaluate(self.s, Proposal(**proposal.model_dump()), cid,  # type: ignore[arg-type]
-                                  self.clock, st.index, self.shared)
+            evaluation = evaluate(self.s, proposal, cid, self.clock,  # type: ignore[arg-type]
+                                  st.index, self.shared)
             attempt = Attempt(code_id=cid, name=proposal.name, status=Status.OK)
         except CandidateFailure as failure:
             self.log.info("candidate.attempt_failed", status=failure.status.value, reason=failure.reason)
@@ -241,28 +244,30 @@ class CandidatePipeline:
     def _finish(self, attempt: Attempt, evaluation: Evaluation | None) -> Record:
         st = self.state
         shown = st.proposal or st.last_proposal
-        code = shown.code if shown else ""
-        record = Record(
-            id=record_id(st.generation, st.index, code), name=shown.name if shown else "unnamed",
-            thought=shown.thought if shown else "",
-            code=code, generation=st.generation, index=st.index, parents=st.parents, status=attempt.status,
-            fitness=evaluation.fitness if evaluation else None,
-            fitness_text=evaluation.fitness_text if evaluation else None,
-            fitness_detail=evaluation.detail if evaluation else {},
-            error=attempt.error, usage=st.usage, agent_usage=st.agent_usage, timings=st.timings, attempts=st.attempts)
+        record = Record.settle(st.generation, st.index, shown, attempt, evaluation,
+                               cid=attempt.code_id if st.proposal is not None else None, parents=st.parents,
+                               usage=st.usage, agent_usage=st.agent_usage, timings=st.timings, attempts=st.attempts)
         st.final = record
         self.s.journal.save(st)
         return record
 
 
-def static_checks(domain: Domain, code: str) -> None:
-    """Syntax, the engine's gate, then the domain's own checks; CandidateFailure on a problem."""
-    check_syntax(code)
+def static_checks(domain: Domain, source: pyast.Source) -> None:
+    """Syntax, the engine's gate, then the domain's own checks, on the one tree of `source`;
+    CandidateFailure with the first problem in that order. The domain reads the tree before the
+    gate does (the gate rewrites it as it checks), but a gate violation is still reported first."""
+    tree = candidate_tree(source)
+    domain_failure: Exception | None = None
     try:
-        check_code(code)
+        domain.check(tree)
+    except Exception as exc:  # noqa: BLE001 - raised below unless the gate objects, as if it ran second
+        domain_failure = exc
+    try:
+        check_tree(tree)
     except GateError as exc:
         raise CandidateFailure(Status.INVALID, f"static check: {exc.reason}") from None
-    domain.check(code)
+    if domain_failure is not None:
+        raise domain_failure
 
 
 def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock, order: int,

@@ -51,7 +51,7 @@ class RichProgress(Observer):
             self._generations, self._per_generation = generations, candidates_per_generation
             for record in archived:
                 self._count(record)
-                self._spent_before = self._spent_before + Usage(**record.usage.model_dump())
+                self._spent_before = self._spent_before + record.usage
 
     def generation_started(self, generation: Generation) -> None:
         with self._lock:

@@ -39,6 +39,6 @@ def select(records: list[Record], cap_chars: int) -> list[Record]:
     return [r for r in scored if id(r) in chosen]
 
 
-def archive_text(records: list[Record], cap_chars: int) -> str:
-    """The capped archive as JSON text, ready for Domain.proposal_prompt."""
-    return json.dumps([entry(r) for r in select(records, cap_chars)], indent=2)
+def as_text(shown: list[Record]) -> str:
+    """The chosen records as JSON text, ready for Domain.proposal_prompt."""
+    return json.dumps([entry(r) for r in shown], indent=2)

@@ -5,6 +5,7 @@ The reasons are written for the LLM: they go into the archive and into the repai
 
 from __future__ import annotations
 
+import ast
 import json
 from typing import Any
 
@@ -52,11 +53,13 @@ def parse_proposal(data: Any, *, max_code_chars: int) -> Proposal:
     return Proposal(name=name, thought=thought, code=code)
 
 
-def check_syntax(code: str) -> None:
-    """CandidateFailure(INVALID) with the line and message of the first syntax error."""
+def candidate_tree(code: str | pyast.Source | ast.Module) -> ast.Module:
+    """The tree of candidate code (parsed here when given as text); CandidateFailure(INVALID)
+    with pyast's one-line reason (line, column, message) when it does not parse."""
+    if isinstance(code, ast.Module):
+        return code
+    source = code if isinstance(code, pyast.Source) else pyast.Source.parse(code)
     try:
-        pyast.parse(code)
-    except SyntaxError as exc:
-        raise _invalid(f"syntax error at line {exc.lineno}: {exc.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise _invalid(f"the code cannot be parsed: {type(exc).__name__}: {exc}"[:300]) from None
+        return source.require()
+    except pyast.Unparsable as exc:
+        raise _invalid(exc.reason) from None

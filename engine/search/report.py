@@ -23,7 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import structlog  # noqa: E402
 
-from engine.search.archive import Record, Usage, load_records  # noqa: E402
+from engine.llm.usage import Usage  # noqa: E402
+from engine.search.archive import Record, load_records  # noqa: E402
 from engine.search.candidate import Status  # noqa: E402
 from engine.search.domain import Domain  # noqa: E402
 from engine.search.spend import spend_summary  # noqa: E402

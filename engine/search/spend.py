@@ -20,9 +20,8 @@ from pathlib import Path
 
 import structlog
 
-from engine.llm.usage import Budget
-from engine.llm.usage import Usage as CallUsage
-from engine.search.archive import Record, Usage
+from engine.llm.usage import Budget, Usage
+from engine.search.archive import Record
 from engine.search.durable import write_json_atomic
 
 log = structlog.get_logger()
@@ -34,7 +33,7 @@ def agent_spend_of(run_dir: Path) -> Usage:
     """What the agents of every process of this run spent (0 for runs without the file)."""
     path = run_dir / AGENT_SPEND_NAME
     try:
-        return Usage.model_validate(json.loads(path.read_text()))
+        return Usage.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         return Usage()
     except (OSError, ValueError) as exc:  # written atomically, so only a bug or a hand edit gets here
@@ -95,12 +94,11 @@ class RunSpend:
     def refusal(self) -> str | None:
         return self.exceeded()
 
-    def record(self, candidate_id: str, usage: CallUsage) -> None:
-        counted = Usage.of(usage)
+    def record(self, candidate_id: str, usage: Usage) -> None:
         with self._lock:
-            self._agent = self._agent + counted
-            self._by_candidate[candidate_id] = self._by_candidate.get(candidate_id, Usage()) + counted
-            write_json_atomic(self._path, self._agent.model_dump())
+            self._agent = self._agent + usage
+            self._by_candidate[candidate_id] = self._by_candidate.get(candidate_id, Usage()) + usage
+            write_json_atomic(self._path, self._agent.to_json())
         reason = self.exceeded()
         if reason:
             self.on_spent(reason)

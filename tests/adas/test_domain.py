@@ -27,7 +27,7 @@ def test_every_baseline_passes_the_gate_and_the_domain_check(name):
 
 
 @pytest.mark.parametrize(("code", "reason"), [
-    ("def forward(self, taskInfo)\n  pass", "SyntaxError: expected ':' (line 1)"),
+    ("def forward(self, taskInfo)\n  pass", "syntax error at line 1, column 28: expected ':'"),
     ("def a(self, t):\n  pass\ndef b(self, t):\n  pass", "define one function forward(self, taskInfo) (found: a, b)"),
     ("def forward(taskInfo):\n  pass", "forward must take exactly (self, taskInfo)"),
     ("async def forward(self, taskInfo):\n  pass", "forward must be a plain def, not async"),

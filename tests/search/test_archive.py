@@ -12,7 +12,7 @@ import pytest
 from engine.search.archive import Archive, ArchiveCorrupt, Record, load_records
 from engine.search.candidate import Status
 from engine.search.codeid import code_id, record_id
-from engine.search.prompting import archive_text, select
+from engine.search.prompting import as_text, select
 
 
 def _record(index: int, fitness: float | None = 1.0, code: str | None = None, generation: int = 1) -> Record:
@@ -91,7 +91,7 @@ def test_corrupt_middle_line_is_refused(tmp_path: Path) -> None:
 
 def test_prompt_archive_is_capped_keeping_best_and_most_recent() -> None:
     records = [_record(i, fitness=float(i % 7)) for i in range(40)] + [_record(99, fitness=None)]
-    text = archive_text(records, cap_chars=1_500)
+    text = as_text(select(records, cap_chars=1_500))
     assert len(text) <= 1_500
     shown = select(records, 1_500)
     names = [r.name for r in shown]

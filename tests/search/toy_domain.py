@@ -55,7 +55,6 @@ class ToyConfig(BaseModel):
 class ToyDomain(Domain):
     name = "toy"
     config_model = ToyConfig
-    function_hint = "f"
     config: ToyConfig
 
     def __init__(self, config: ToyConfig):
@@ -77,8 +76,8 @@ class ToyDomain(Domain):
     def baselines(self) -> list[Proposal]:
         return list(BASELINES)
 
-    def check(self, code: str) -> None:
-        functions = [node for node in ast.parse(code).body if isinstance(node, ast.FunctionDef) and node.name == "f"]
+    def check(self, tree: ast.Module) -> None:
+        functions = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "f"]
         if not functions:
             raise CandidateFailure(Status.INVALID, "no function f(x) is defined")
         arguments = functions[0].args

@@ -13,12 +13,12 @@ from typing import Any, ClassVar
 
 from benchmarks.adas import BootstrapResult, Task, bootstrap_fitness, load_tasks, spec_for
 from benchmarks.adas.registry import Benchmark
-from engine import pyast
 from engine.domains.adas import final_test, prompts
 from engine.domains.adas.baselines import baselines
 from engine.domains.adas.config import AdasConfig
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.search.proposal import candidate_tree
 from engine.search.stop import StopReason
 from engine.task_secret import TaskSecret
 
@@ -44,12 +44,9 @@ def box_files(code: str) -> dict[str, bytes]:
     return files
 
 
-def check_forward(code: str) -> None:
+def check_forward(code: str | ast.Module) -> None:
     """Static check: the code parses and defines forward(self, taskInfo) (or one such function)."""
-    try:
-        tree = pyast.parse(code)
-    except SyntaxError as exc:
-        raise CandidateFailure(Status.INVALID, f"SyntaxError: {exc.msg} (line {exc.lineno})") from None
+    tree = candidate_tree(code)
     functions = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     chosen = next((f for f in functions if f.name == "forward"), functions[0] if len(functions) == 1 else None)
     if chosen is None:
@@ -129,7 +126,6 @@ class AdasDomain(Domain):
     name: ClassVar[str] = "adas"
     config_model: ClassVar[type[AdasConfig]] = AdasConfig
     needs_gateway: ClassVar[bool] = True
-    function_hint: ClassVar[str] = "forward"
     config: AdasConfig
 
     def __init__(self, config: AdasConfig):
@@ -162,8 +158,8 @@ class AdasDomain(Domain):
             chosen += best_agents(Path(self.config.agents_from), self.config.top_k)
         return chosen
 
-    def check(self, code: str) -> None:
-        check_forward(code)
+    def check(self, tree: ast.Module) -> None:
+        check_forward(tree)
 
     def evaluation_key(self) -> str:
         """What a score depends on: data, split, budgets, bootstrap and the agents' model (not the
@@ -220,9 +216,9 @@ class AdasDomain(Domain):
                                      tasks, answers)
             evaluation = self.score(tasks, answers, ctx)
         except CandidateFailure as failure:
-            failure.detail["agent_llm"] = run.usage
+            failure.detail["agent_llm"] = run.usage.to_json()
             raise
-        evaluation.detail["agent_llm"] = run.usage
+        evaluation.detail["agent_llm"] = run.usage.to_json()
         return evaluation
 
     def score(self, tasks: list[Task], answers: dict[str, Any], ctx: CandidateContext | None = None) -> Evaluation:

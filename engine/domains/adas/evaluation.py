@@ -10,6 +10,7 @@ from typing import Any
 from benchmarks.adas import Task, spec_for
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
+from engine.llm.usage import Usage
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import ResultModel, read_result
 from engine.sandbox.runner import RunResult, Stage
@@ -66,7 +67,7 @@ class CandidateRun:
     def __init__(self, config: AdasConfig, ctx: CandidateContext, runtime: str, code: str):
         self.config, self.ctx, self.runtime, self.code = config, ctx, runtime, code
         self.dir = ctx.candidate_dir
-        self.usage: dict[str, Any] = {}  # the agent's LLM spend, filled by the evaluation
+        self.usage = Usage()  # the agent's LLM spend, filled by the evaluation
         self.budget_spent: str | None = None  # which budget ran out during the evaluation, if one did
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
@@ -127,9 +128,7 @@ class CandidateRun:
                                      mounts=[grant.mount], env=grant.env, stage=Stage.EVALUATE,
                                      candidate_id=self.ctx.candidate_id)
         (self.dir / "evaluate.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
-        usage = run.gateway.usage(grant.token)
-        self.usage = {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
-                      "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd}
+        usage = self.usage = run.gateway.usage(grant.token)
         self.budget_spent = budget_spent(usage.calls, usage.total_tokens, c, questions)
         self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)

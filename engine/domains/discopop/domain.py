@@ -10,6 +10,7 @@ The engine turns those raw numbers into the fitness (fitness.py).
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from collections.abc import Mapping
@@ -38,7 +39,6 @@ POLICY_MOUNT, REWARD_MOUNT, DATA_MOUNT, REF_MOUNT = "/models/policy", "/models/r
 class DiscoPopDomain(Domain):
     name = "discopop"
     config_model = DiscoPopConfig
-    function_hint = "loss"
 
     def __init__(self, config: DiscoPopConfig):
         super().__init__(config)
@@ -67,8 +67,8 @@ class DiscoPopDomain(Domain):
     def baselines(self) -> list[Proposal]:
         return baselines.baselines()
 
-    def check(self, code: str) -> None:
-        static.check_loss_code(code)
+    def check(self, tree: ast.Module) -> None:
+        static.check_loss_code(tree)
 
     def evaluation_key(self) -> str:
         """What the score depends on; container limits are left out so that raising a timeout

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ast
 
-from engine import pyast
 from engine.search.candidate import CandidateFailure, Status
+from engine.search.proposal import candidate_tree
 
 LOGP_PARAMS = 4  # policy_chosen, policy_rejected, reference_chosen, reference_rejected
 SIGNATURE_HINT = (
@@ -28,12 +28,9 @@ def _is_docstring(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
-def the_function(code: str) -> ast.FunctionDef:
+def the_function(code: str | ast.Module) -> ast.FunctionDef:
     """The single top-level function; only imports and a docstring may sit beside it."""
-    try:
-        tree = pyast.parse(code)
-    except SyntaxError as error:
-        raise _invalid(f"syntax error at line {error.lineno}: {error.msg}") from None
+    tree = candidate_tree(code)
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
     others = [
         node for node in tree.body
@@ -72,5 +69,6 @@ def check_signature(function: ast.FunctionDef) -> None:
         raise _invalid(f"the function takes 4 log-prob tensors and beta, got ({', '.join(names)}): {SIGNATURE_HINT}")
 
 
-def check_loss_code(code: str) -> None:
+def check_loss_code(code: str | ast.Module) -> None:
+    """The static check of a proposed loss (text, or the tree the loop parsed)."""
     check_signature(the_function(code))
