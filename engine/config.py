@@ -7,7 +7,6 @@ The [domain] table is validated by the chosen domain's `config_model` once the d
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.llm.config import LLMConfig
-from engine.search.durable import write_json_atomic
 from engine.sandbox.limits import SandboxLimits
-
-CONFIG_NAME = "config.json"
-
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message lists every problem with its key path."""
@@ -118,20 +113,3 @@ def _validate(raw: dict[str, Any]) -> RunConfig:
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """The run config from a TOML file (or defaults) with CLI overrides applied."""
     return build_config(read_toml(path) if path else {}, overrides)
-
-
-def save_config(config: RunConfig, run_dir: Path) -> Path:
-    """Write the resolved config into the run directory (temp file, fsync, rename)."""
-    target = run_dir / CONFIG_NAME
-    write_json_atomic(target, config.model_dump(mode="json"))
-    return target
-
-
-def load_saved_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The config a run was started with, plus overrides (for resume)."""
-    path = run_dir / CONFIG_NAME
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{run_dir} has no readable {CONFIG_NAME}: {exc}") from None
-    return build_config(raw, overrides)

@@ -24,7 +24,7 @@ import docker.types
 import structlog
 
 from engine.sandbox.errors import GpuUnavailableError
-from engine.sandbox.locks import shared_dir, try_lock
+from engine.flock import shared_dir, try_lock
 
 log = structlog.get_logger()
 

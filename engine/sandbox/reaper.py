@@ -14,7 +14,6 @@ liveness of containers made before owner labels existed.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import time
@@ -27,7 +26,7 @@ import requests.exceptions
 import structlog
 
 from engine.sandbox.errors import SandboxError
-from engine.sandbox.locks import open_lock_file, shared_dir
+from engine.flock import is_held, lock_nb, open_lock_file, shared_dir
 from engine.sandbox.naming import RUN_LABEL
 from engine.sandbox.owner import PID_LABEL, START_LABEL, Liveness, Owner
 
@@ -59,16 +58,12 @@ class RunLock:
         self.path = lock_dir(directory) / f"run-{run_id}.lock"
         self._fd: int | None = open_lock_file(self.path)
         deadline = time.monotonic() + wait_s  # a reaper's probe holds the lock for microseconds
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self._fd)
-                    self._fd = None
-                    raise SandboxError(f"run {run_id} is already active in another process") from None
-                time.sleep(0.02)
+        while not lock_nb(self._fd):
+            if time.monotonic() > deadline:
+                os.close(self._fd)
+                self._fd = None
+                raise SandboxError(f"run {run_id} is already active in another process")
+            time.sleep(0.02)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -78,18 +73,7 @@ class RunLock:
 
 def run_alive(run_id: str, directory: Path | None = None) -> bool:
     """True while some process holds the run's lock (this process included)."""
-    path = lock_dir(directory) / f"run-{run_id}.lock"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return is_held(lock_dir(directory) / f"run-{run_id}.lock")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.sandbox.errors import UidUnavailableError
-from engine.sandbox.locks import try_lock
+from engine.flock import try_lock
 from engine.sandbox.reaper import lock_dir
 
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from engine.search.candidate import Evaluation
-from engine.search.durable import write_json_atomic
+from engine.atomic import write_json_atomic
 
 log = structlog.get_logger()
 

@@ -26,8 +26,8 @@ from engine.search.spend import spend_summary
 from engine.search.candidate import Status
 from engine.search.domain import RunContext
 from engine.search.observer import Observer
-from engine.search.runner import (RunDirError, RunOutcome, default_run_dir, resolve_domain_class, resume_search,
-                                  run_domain_spec, run_search)
+from engine.search.rundir import RunDirError, run_domain_spec
+from engine.search.runner import RunOutcome, default_run_dir, resolve_domain_class, resume_search, run_search
 from engine.search.stop import Stopper, StopReason
 
 log = structlog.get_logger()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.llm.usage import Usage
 from engine.search.archive import Attempt, Generation, Record
 from engine.search.candidate import Proposal
-from engine.search.durable import fsync_dir, write_json_atomic
+from engine.atomic import fsync_dir, write_json_atomic
 
 log = structlog.get_logger()
 

@@ -9,7 +9,6 @@ most eval_slots evaluating).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -25,9 +24,9 @@ from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Stat
 from engine.search.codeid import code_id
 from engine.search.dedupe import Dedupe, as_duplicate
 from engine.search.domain import Domain, RunContext
-from engine.search.durable import write_json_atomic
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
+from engine.search import rundir
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
 from engine.search.prompting import as_text, select
 from engine.search.shared import SharedEvaluations
@@ -37,7 +36,6 @@ from engine.search.stop import Limits, Stopped, Stopper, StopReason
 
 log = structlog.get_logger()
 
-CLOCK_NAME = "clock.json"  # wall time spent by every process of the run, for the wall-time budget
 
 
 class Search:
@@ -98,23 +96,13 @@ class Search:
         self.spend.on_spent = lambda reason: self.stopper.request(StopReason.LLM_BUDGET, reason)
         return LoopServices(
             domain=self.domain, search=self.search, client=self.client, journal=self.journal, run=self.run_ctx,
-            stopper=self.stopper, limits=Limits(self.search.wall_time_s, self.spend, self._elapsed_before()),
+            stopper=self.stopper, limits=Limits(self.search.wall_time_s, self.spend, rundir.elapsed_before(self.run_ctx.run_dir)),
             eval_slots=OrderedSlots(self.search.eval_slots), observer=self.observer,
             baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()),
             spend=self.spend)
 
-    def _elapsed_before(self) -> float:
-        """Wall time spent on this run by earlier processes (saved at every commit)."""
-        try:
-            return float(json.loads((self.run_ctx.run_dir / CLOCK_NAME).read_text())["elapsed_s"])
-        except FileNotFoundError:
-            return 0.0
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("search.clock_unreadable", error=str(exc))
-            return 0.0
-
     def _save_clock(self, services: LoopServices) -> None:
-        write_json_atomic(self.run_ctx.run_dir / CLOCK_NAME, {"elapsed_s": round(services.limits.elapsed_s(), 3)})
+        rundir.save_clock(self.run_ctx.run_dir, services.limits.elapsed_s())
 
     # ---- generations ---------------------------------------------------------------------
     def _baselines(self, services: LoopServices) -> None:

@@ -148,8 +148,8 @@ def _row(record: Record) -> str:
 
 def _domain(run_dir: Path) -> Domain | None:
     """The run's domain with its saved config, if its package can be loaded here."""
-    from engine.config import load_saved_config  # noqa: PLC0415 - avoid import cycles at module load
-    from engine.search.runner import resolve_domain_class, run_domain_spec  # noqa: PLC0415
+    from engine.search.rundir import load_saved_config, run_domain_spec  # noqa: PLC0415 - avoid import cycles at module load
+    from engine.search.runner import resolve_domain_class  # noqa: PLC0415
 
     try:
         cls = resolve_domain_class(run_domain_spec(run_dir))

@@ -6,19 +6,16 @@ closed here whatever happens. `search` and `resume` both end up in `run_search`.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import importlib
 import json
-import os
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from pydantic import BaseModel
 
-from engine.config import ConfigError, RunConfig, load_saved_config, save_config
+from engine.config import RunConfig
 from engine.domains import load_domain_class
 from engine.llm.client import LLMClient
 from engine.llm.config import Role
@@ -26,19 +23,12 @@ from engine.llm.endpoint import Endpoint, needs_embedded, resolve
 from engine.llm.usage import Budget
 from engine.paths import cache_dir
 from engine.search.domain import Domain, RunContext
-from engine.search.durable import write_json_atomic
+from engine.search import rundir
 from engine.search.observer import Observer
 from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason
 
 log = structlog.get_logger()
-
-RUN_META = "run.json"
-
-
-class RunDirError(Exception):
-    """The run directory cannot be used (another process holds it, or it belongs to another domain)."""
-
 
 @dataclass
 class RunOutcome:
@@ -62,57 +52,8 @@ def resolve_domain_class(spec: str) -> type[Domain]:
     return cls
 
 
-def run_id_of(run_dir: Path) -> str:
-    """The run's sandbox id (container labels, lock): the directory's name, after the names of
-    the runs it is nested in (ADAS's RUN_DIR/test, transfers), so that nested runs of two runs
-    never share an id, and a nested run never reaps another's containers."""
-    path = run_dir.resolve()
-    names = [path.name] + [parent.name for parent in path.parents if (parent / RUN_META).exists()]
-    return ".".join(reversed(names))[-128:].lstrip(".-_") or path.name
-
-
 def default_run_dir(domain_name: str) -> Path:
     return Path("runs") / f"{domain_name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-def run_domain_spec(run_dir: Path) -> str:
-    """The domain a run directory was created for."""
-    try:
-        return json.loads((run_dir / RUN_META).read_text())["domain"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunDirError(f"{run_dir} is not an evobox run directory (no readable {RUN_META}: {exc})") from None
-
-
-def _bind_run_dir(run_dir: Path, domain_spec: str, config: RunConfig, domain_config: BaseModel) -> None:
-    """Check that an existing run directory holds the same search, or start a new one. The
-    [domain] tables are compared once validated: a setting added since the run started (with
-    its default) is not a different search."""
-    if (run_dir / RUN_META).exists():
-        previous = run_domain_spec(run_dir)
-        if previous != domain_spec:
-            raise RunDirError(f"{run_dir} holds a {previous!r} run, not {domain_spec!r}")
-        if load_saved_config(run_dir).domain_config(type(domain_config)) != domain_config:
-            raise ConfigError(f"the [domain] table differs from the one {run_dir} was started with; "
-                              "scores would not be comparable: use a new --run-dir")
-    else:
-        write_json_atomic(run_dir / RUN_META, {"domain": domain_spec,
-                                               "created": dt.datetime.now(dt.timezone.utc).isoformat()})
-    save_config(config, run_dir)
-
-
-@contextmanager
-def _exclusive(run_dir: Path) -> Iterator[None]:
-    """One process per run directory: two would append to one archive."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirError(f"{run_dir} is in use by another evobox process") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: Stopper,
@@ -123,8 +64,8 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
     domain_cls = resolve_domain_class(domain_spec)
     domain_config = config.domain_config(domain_cls.config_model)
     config = config.model_copy(update={"domain": domain_config.model_dump(mode="json")})
-    with _exclusive(run_dir):
-        _bind_run_dir(run_dir, domain_spec, config, domain_config)  # under the lock: a refused run writes nothing
+    with rundir.exclusive(run_dir):
+        rundir.bind(run_dir, domain_spec, config, domain_config)  # under the lock: a refused run writes nothing
         domain = domain_cls(domain_config)
         with ExitStack() as stack:
             llm = _EmbeddedOnDemand(stack, config)
@@ -154,8 +95,8 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
 
 def resume_search(run_dir: Path, overrides: dict[str, object] | None = None, **kwargs: object) -> RunOutcome:
     """Continue a run from its saved config (plus overrides such as more generations)."""
-    spec = run_domain_spec(run_dir)
-    return run_search(spec, load_saved_config(run_dir, overrides), run_dir, **kwargs)  # type: ignore[arg-type]
+    spec = rundir.run_domain_spec(run_dir)
+    return run_search(spec, rundir.load_saved_config(run_dir, overrides), run_dir, **kwargs)  # type: ignore[arg-type]
 
 
 class _EmbeddedOnDemand:
@@ -182,7 +123,7 @@ def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir:
     from engine.sandbox.images import ImageBuilder  # noqa: PLC0415 - docker only when a run starts
     from engine.sandbox.runner import Sandbox  # noqa: PLC0415
 
-    run_id = run_id_of(run_dir)
+    run_id = rundir.run_id_of(run_dir)
     sandbox = Sandbox(run_id)  # reaps leftovers of this run's earlier, dead processes
     stack.callback(sandbox.close)
     images = ImageBuilder(progress=lambda line: log.info("images.progress", line=line))

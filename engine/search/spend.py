@@ -22,7 +22,7 @@ import structlog
 
 from engine.llm.usage import Budget, Usage
 from engine.search.archive import Record
-from engine.search.durable import write_json_atomic
+from engine.atomic import write_json_atomic
 
 log = structlog.get_logger()
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from benchmarks.adas import Benchmark, Split, Task
-from engine.config import RunConfig, load_config, save_config
+from engine.config import RunConfig, load_config
 from engine.domains.adas.baselines import BASELINES, BaselineName
 from engine.domains.adas.config import AdasConfig, PromptStyle
 from engine.domains.adas.domain import AdasDomain, budget_failure, budget_refused, check_forward
@@ -17,6 +17,7 @@ from engine.domains.adas.transfer import TransferError, best_agents, transfer_co
 from engine.sandbox.gate import check_code
 from engine.search.archive import Archive, Record
 from engine.search.candidate import CandidateFailure, Status
+from engine.search.rundir import save_config
 
 
 @pytest.mark.parametrize("name", list(BaselineName))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.adas.bootstrap import paired_difference
-from engine.config import RunConfig, save_config
+from engine.config import RunConfig
+from engine.search.rundir import save_config
 from engine.domains.adas.baselines import BASELINES, BaselineName
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.final_test import FINAL_DIR, Verdict, best_baseline, compare, final_rows, lead_html

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
-from engine.config import ConfigError, RunConfig, load_config, load_saved_config, save_config
+from engine.config import ConfigError, RunConfig, load_config
+from engine.search.rundir import load_saved_config, save_config
 from tests.search.toy_domain import ToyConfig
 
 

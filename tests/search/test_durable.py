@@ -7,7 +7,7 @@ import json
 import threading
 from pathlib import Path
 
-from engine.search.durable import write_json_atomic
+from engine.atomic import write_json_atomic
 
 
 def test_concurrent_writers_of_one_path_all_succeed(tmp_path: Path) -> None:

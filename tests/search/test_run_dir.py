@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, save_config
-from engine.search.runner import RunDirError, run_search
+from engine.config import ConfigError
+from engine.search.rundir import RunDirError, save_config
+from engine.search.runner import run_search
 from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import toy_config
 
@@ -82,7 +83,7 @@ def test_cli_shows_bracketed_config_errors_verbatim(tmp_path: Path) -> None:
 
 def test_a_domain_setting_added_since_the_run_started_is_not_another_search(tmp_path: Path) -> None:
     """A run saved before a [domain] key existed resumes; the key takes its default."""
-    from engine.config import CONFIG_NAME
+    from engine.search.rundir import CONFIG_NAME
 
     table = {"xs": [1.0, 2.0], "mode": "inprocess", "eval_delay_s": 0.0}
     run_dir = _existing_run(tmp_path, table)

@@ -15,11 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from benchmarks.adas import Benchmark, Split
-from engine.config import RunConfig, build_config, load_saved_config
+from engine.config import RunConfig, build_config
 from engine.domains.adas.baselines import BaselineName
 from engine.search.archive import load_records
 from engine.search.candidate import Proposal, Status
-from engine.search.runner import RunOutcome, run_domain_spec, run_search
+from engine.search.rundir import load_saved_config, run_domain_spec
+from engine.search.runner import RunOutcome, run_search
 
 DOMAIN = "adas"
 

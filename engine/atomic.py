@@ -1,4 +1,8 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of either."""
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of either.
+
+Ground floor (stdlib only): config snapshots, run bookkeeping, journal, ledgers and caches write
+through it.
+"""
 
 from __future__ import annotations
 
