@@ -38,7 +38,6 @@ SOURCE_DATE_EPOCH = 1700000000  # fixed: every file and the image config carry t
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "libstdc++6", "libgomp1", "ca-certificates")
 WORKDIR = "/opt/evobox"
-VENV = "/opt/venv"
 IMAGE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "PYTHONPATH": WORKDIR,

@@ -26,7 +26,6 @@ class RichProgress(Observer):
         self._lock = threading.Lock()
         self._live: Live | None = None
         self._generations = 0
-        self._per_generation = 0
         self._generation: Generation | None = None
         self._stages: dict[tuple[Generation, int], tuple[str, float]] = {}
         self._done = 0
@@ -48,7 +47,7 @@ class RichProgress(Observer):
     # ---- Observer ------------------------------------------------------------------------
     def run_started(self, generations: int, candidates_per_generation: int, archived: list[Record]) -> None:
         with self._lock:
-            self._generations, self._per_generation = generations, candidates_per_generation
+            self._generations = generations
             for record in archived:
                 self._count(record)
                 self._spent_before = self._spent_before + record.usage
