@@ -12,8 +12,8 @@ from pathlib import Path
 
 import structlog
 
-from engine.search.candidate import Evaluation
 from engine.atomic import write_json_atomic
+from engine.search.candidate import Evaluation
 
 log = structlog.get_logger()
 

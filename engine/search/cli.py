@@ -22,12 +22,12 @@ from engine.llm.config import role_overrides
 from engine.llm.endpoint import EndpointError
 from engine.sandbox.errors import SandboxError
 from engine.search.archive import ARCHIVE_NAME, ArchiveCorrupt, load_records
-from engine.search.spend import spend_summary
 from engine.search.candidate import Status
 from engine.search.domain import RunContext
 from engine.search.observer import Observer
 from engine.search.rundir import RunDirError, run_domain_spec
 from engine.search.runner import RunOutcome, default_run_dir, resolve_domain_class, resume_search, run_search
+from engine.search.spend import spend_summary
 from engine.search.stop import Stopper, StopReason
 
 log = structlog.get_logger()

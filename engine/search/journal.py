@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.atomic import fsync_dir, write_json_atomic
 from engine.llm.usage import Usage
 from engine.search.archive import Attempt, Generation, Record
 from engine.search.candidate import Proposal
-from engine.atomic import fsync_dir, write_json_atomic
 
 log = structlog.get_logger()
 

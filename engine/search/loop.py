@@ -18,6 +18,7 @@ from engine import pyast
 from engine.config import RunConfig
 from engine.llm.client import LLMClient
 from engine.llm.usage import Budget, Usage
+from engine.search import rundir
 from engine.search.archive import ARCHIVE_NAME, Archive, Attempt, Generation, Record
 from engine.search.baseline_cache import BaselineCache
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
@@ -26,7 +27,6 @@ from engine.search.dedupe import Dedupe, as_duplicate
 from engine.search.domain import Domain, RunContext
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
-from engine.search import rundir
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
 from engine.search.prompting import as_text, select
 from engine.search.shared import SharedEvaluations

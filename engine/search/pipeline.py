@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from engine import pyast
 from engine.llm.client import ChatReply, LLMCallError, LLMReplyError
 from engine.llm.probe import UpstreamOutage
-from engine import pyast
-from engine.sandbox.gate import GateError, check_tree
 from engine.llm.usage import Usage
+from engine.sandbox.gate import GateError, check_tree
 from engine.search.archive import Attempt, Record
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.codeid import code_id

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from engine.llm.config import Role
 from engine.llm.endpoint import Endpoint, needs_embedded, resolve
 from engine.llm.usage import Budget
 from engine.paths import cache_dir
-from engine.search.domain import Domain, RunContext
 from engine.search import rundir
+from engine.search.domain import Domain, RunContext
 from engine.search.observer import Observer
 from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason

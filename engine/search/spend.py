@@ -20,9 +20,9 @@ from pathlib import Path
 
 import structlog
 
+from engine.atomic import write_json_atomic
 from engine.llm.usage import Budget, Usage
 from engine.search.archive import Record
-from engine.atomic import write_json_atomic
 
 log = structlog.get_logger()
 
