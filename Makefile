@@ -5,12 +5,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.evobox-installed
 ARGS   ?=
 
-.PHONY: setup host venv images test test-fast search-adas search-discopop bench clean
+.PHONY: setup host shared-host rootless venv images test test-fast search-adas search-discopop bench clean
 
 setup: host venv
 
 host:            ## apt packages (docker.io, mmdebstrap) and a running dockerd with no bridge network
 	bash sandbox_images/setup_host.sh
+
+shared-host:     ## administrator of a shared GPU box, once, as root: apt packages, subuid/subgid, GPU lease dir
+	bash sandbox_images/setup_shared_host.sh
+
+rootless:        ## each user, no root: start your own rootless Docker engine (evobox finds it)
+	bash sandbox_images/rootless_engine.sh start
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Host prerequisites for evobox on Debian/Ubuntu: docker.io, mmdebstrap, e2fsprogs/mount, and a running dockerd.
-# The daemon is started with no bridge network at all, so no container can ever get one.
+# Host prerequisites for evobox on Debian/Ubuntu: docker.io, mmdebstrap, e2fsprogs/mount, and a running engine.
+# Root gets the root dockerd; any other user gets their own rootless engine (rootless_engine.sh,
+# after the administrator's `make shared-host`). Either daemon has no bridge network at all, so no
+# container can ever get one.
 set -euo pipefail
 
 need_apt=()
@@ -11,7 +13,7 @@ command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
-    echo "evobox needs: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
+    echo "evobox needs: ${need_apt[*]} (the administrator runs make shared-host, as root)" >&2
     exit 1
   fi
   echo "installing ${need_apt[*]} ..."
@@ -19,12 +21,14 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null
 fi
 
-if docker info >/dev/null 2>&1; then
+if [[ -n ${DOCKER_HOST:-} ]] && docker info >/dev/null 2>&1; then
   exit 0
 fi
-if [[ $(id -u) -ne 0 ]]; then
-  echo "dockerd is not running and this is not root: start it, or add yourself to the docker group" >&2
-  exit 1
+if [[ $(id -u) -ne 0 ]]; then  # your own engine, found where evobox looks (engine/sandbox/engine.py)
+  exec bash "$(dirname "$0")/rootless_engine.sh" start
+fi
+if docker info >/dev/null 2>&1; then
+  exit 0
 fi
 # A daemon killed without cleanup (a session that ended, a crash) leaves its pid file behind,
 # and a new dockerd refuses to start while it exists.

@@ -1,7 +1,11 @@
 """GPU leases on a machine shared by several runs and users.
 
-One lock file per device index in a lock dir every user can write (mode 1777, files 0666).
-A lease holds an exclusive flock on each of its devices; the kernel drops the flocks when the
+One lock file per device index in a lock dir every user can reach. On a shared machine the
+administrator makes it (`make shared-host`: /var/lib/evobox/gpu-locks, root's, mode 0755, lock
+files root's, mode 0666): every user can flock a device, no user can delete or replace a lock
+file, so none can steal or free a lease another holds. Without it, /tmp/evobox-gpu-locks (mode
+1777, files 0666) serves one user, or users who trust each other: in a sticky dir the user who
+made a lock file can unlink it and lock a fresh one while another holds the old. A lease holds an exclusive flock on each of its devices; the kernel drops the flocks when the
 process dies, so a crashed run's GPUs come back without anyone cleaning up. The container
 then gets exactly the leased indices, as a device request and as NVIDIA_VISIBLE_DEVICES; a
 container without a lease gets NVIDIA_VISIBLE_DEVICES=void, so a host whose default runtime is
@@ -28,6 +32,7 @@ from engine.flock import shared_dir, try_lock
 
 log = structlog.get_logger()
 
+SHARED_LOCK_DIR = Path("/var/lib/evobox/gpu-locks")  # made by `make shared-host`
 DEFAULT_LOCK_DIR = Path("/tmp/evobox-gpu-locks")
 NO_GPU = "void"  # NVIDIA_VISIBLE_DEVICES value that exposes neither GPUs nor driver libraries
 _FIRST_DELAY_S = 0.2
@@ -44,6 +49,14 @@ def detect_gpus() -> list[int]:
             return sorted(int(line) for line in proc.stdout.split() if line.strip().isdigit())
     proc_dir = Path("/proc/driver/nvidia/gpus")
     return list(range(len(list(proc_dir.iterdir())))) if proc_dir.is_dir() else []
+
+
+def default_lock_dir() -> Path:
+    """$EVOBOX_GPU_LOCK_DIR, else the administrator's shared dir when it exists, else /tmp's."""
+    env = os.environ.get("EVOBOX_GPU_LOCK_DIR")
+    if env:
+        return Path(env)
+    return SHARED_LOCK_DIR if SHARED_LOCK_DIR.is_dir() else DEFAULT_LOCK_DIR
 
 
 class GpuLease:
@@ -78,7 +91,7 @@ class GpuLeaser:
     """Hands out device indices that no other lease on this machine holds."""
 
     def __init__(self, lock_dir: Path | None = None, devices: Sequence[int] | None = None) -> None:
-        self.lock_dir = lock_dir or Path(os.environ.get("EVOBOX_GPU_LOCK_DIR", DEFAULT_LOCK_DIR))
+        self.lock_dir = lock_dir or default_lock_dir()
         self._devices = list(devices) if devices is not None else None
 
     @property
@@ -123,7 +136,13 @@ class GpuLeaser:
         for index in self.devices:
             if len(held) == n:
                 break
-            fd = try_lock(self.lock_dir / f"gpu{index}.lock")
+            try:
+                fd = try_lock(self.lock_dir / f"gpu{index}.lock")
+            except PermissionError as exc:  # a shared dir without this device's lock file
+                for _, held_fd in held:
+                    os.close(held_fd)
+                raise GpuUnavailableError(f"cannot take the lock of GPU {index} in {self.lock_dir} ({exc.strerror}): "
+                                          "the administrator runs make shared-host") from exc
             if fd is not None:
                 held.append((index, fd))
         if len(held) < n and not partial:

@@ -21,7 +21,16 @@ After the run the engine copies the accepted files out (`outcopy`) and `close()`
 filesystem (lazy umount: the kernel frees it once no process uses it) and removes the staging
 dir, in `finally`. A staging dir is named after its owner process (pid and start time, as in
 owner.py), so `reap_outfs` removes one only when that process is gone, whatever lock dir the
-reaping process uses. Mounting needs root; rootless engines are issue 15.
+reaping process uses.
+
+Mounting needs root over the mount namespace the engine binds from. On a rootless engine that
+is the engine's own user+mount namespace, which its user owns: the tmpfs is mounted there
+(`userns.call_in`, the namespace of `Engine.ns_pid`), below a staging root in the user's home
+(`~/.local/share/evobox/outfs`; /run is copied up in that namespace), and the read-back runs
+there too, as that namespace's root, because the candidate's files belong to its uid. A loop
+mount needs real root (a loop device is no namespace's), so a rootless engine refuses caps
+over `out_tmpfs_max_bytes` with a clear error: raise that setting to take /out in RAM, or run
+on the root engine.
 """
 
 from __future__ import annotations
@@ -35,10 +44,13 @@ from pathlib import Path
 
 import structlog
 
+from engine.sandbox.engine import Engine
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.outcopy import OutCopy, copy_out
 from engine.sandbox.owner import Owner, current, process_start
 from engine.sandbox.reaper import run_alive
+from engine.sandbox.userns import call_in
 
 log = structlog.get_logger()
 
@@ -54,9 +66,14 @@ class OutFsKind(Enum):
     EXT4_IMAGE = "ext4-image"
 
 
-def staging_root() -> Path:
-    """Where /out filesystems are mounted: $EVOBOX_OUTFS_DIR or /var/lib/evobox/outfs (root only)."""
-    return Path(os.environ.get("EVOBOX_OUTFS_DIR", "/var/lib/evobox/outfs"))
+def staging_root(engine: Engine | None = None) -> Path:
+    """Where /out filesystems are mounted: $EVOBOX_OUTFS_DIR, else /var/lib/evobox/outfs (root
+    engine) or ~/.local/share/evobox/outfs (rootless engine)."""
+    if os.environ.get("EVOBOX_OUTFS_DIR"):
+        return Path(os.environ["EVOBOX_OUTFS_DIR"])
+    if engine is not None and engine.rootless:
+        return Path.home() / ".local" / "share" / "evobox" / "outfs"
+    return Path("/var/lib/evobox/outfs")
 
 
 def fs_bytes(limits: SandboxLimits) -> int:
@@ -71,18 +88,25 @@ def fs_kind(limits: SandboxLimits) -> OutFsKind:
 class OutFs:
     """One mounted, size-capped /out; `close()` (idempotent) unmounts it and removes its staging dir."""
 
-    def __init__(self, run_id: str, limits: SandboxLimits, owner: Owner | None = None) -> None:
-        if os.geteuid() != 0:
-            raise SandboxError("the engine needs root to mount a size-capped /out; rootless support is issue 15")
+    def __init__(self, run_id: str, limits: SandboxLimits, owner: Owner | None = None,
+                 engine: Engine | None = None) -> None:
         self.kind = fs_kind(limits)
+        self._ns = _namespace(engine)
+        if self._ns is None and os.geteuid() != 0:
+            raise SandboxError("mounting a size-capped /out needs root, or a rootless engine of your own (make rootless)")
+        if self._ns is not None and self.kind is OutFsKind.EXT4_IMAGE:
+            raise SandboxError(
+                f"/out of {limits.out_max_bytes} bytes is over out_tmpfs_max_bytes ({limits.out_tmpfs_max_bytes}) "
+                "and would need a loop-mounted ext4 image, which a rootless engine cannot mount: raise "
+                "sandbox.out_tmpfs_max_bytes to take it as a tmpfs (RAM), or use the root engine")
         owner = owner or current()
-        self._dir = _run_dir(run_id) / f"{owner.pid}-{owner.start}-{secrets.token_hex(8)}"
+        self._dir = _run_dir(run_id, engine) / f"{owner.pid}-{owner.start}-{secrets.token_hex(8)}"
         self._dir.mkdir(mode=0o700)
         self.path = self._dir / _MOUNT_POINT
         self.path.mkdir(mode=0o700)
         try:
             if self.kind is OutFsKind.TMPFS:
-                _mount_tmpfs(self.path, limits)
+                _in_ns(self._ns, _mount_tmpfs, self.path, limits)
             else:
                 _mount_image(self._dir / _IMAGE, self.path, limits)
         except BaseException:
@@ -96,14 +120,19 @@ class OutFs:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def copy_out(self, dest: Path, limits: SandboxLimits) -> OutCopy:
+        """Read /out back into `dest` (`outcopy`), where the mount is and as whom can read it."""
+        return _in_ns(self._ns, copy_out, self.path, dest, limits)
+
     def close(self) -> None:
-        _remove(self._dir)
+        _remove(self._dir, self._ns)
 
 
-def reap_outfs(lock_dir: Path | None = None) -> int:
+def reap_outfs(lock_dir: Path | None = None, engine: Engine | None = None) -> int:
     """Unmount and remove the staging dirs whose owner process is gone (its engine died)."""
-    root = staging_root()
-    if os.geteuid() != 0 or not root.is_dir():
+    root = staging_root(engine)
+    ns = _namespace(engine)
+    if (ns is None and os.geteuid() != 0) or not root.is_dir():
         return 0
     reaped = 0
     for run_dir in root.iterdir():
@@ -112,12 +141,26 @@ def reap_outfs(lock_dir: Path | None = None) -> int:
         except FileNotFoundError:  # another engine reaped it just now
             continue
         doomed = [staging for staging in stagings if _dead(staging, run_dir.name, lock_dir)]
-        reaped += sum(_remove(staging) for staging in doomed)
+        reaped += sum(_remove(staging, ns) for staging in doomed)
         if len(doomed) == len(stagings):
             _rmdir(run_dir)
     if reaped:
         log.info("sandbox.outfs_reaped", count=reaped)
     return reaped
+
+
+def _namespace(engine: Engine | None) -> int | None:
+    """The pid whose namespaces a rootless engine binds from; None for a root engine."""
+    if engine is None or not engine.rootless:
+        return None
+    if engine.ns_pid is None:
+        raise SandboxError(f"rootless engine at {engine.url}: cannot find its namespace (no rootlesskit "
+                           "child_pid beside the socket, no single dockerd of yours in a user namespace)")
+    return engine.ns_pid
+
+
+def _in_ns(ns: int | None, fn, *args):  # type: ignore[no-untyped-def]
+    return fn(*args) if ns is None else call_in(ns, fn, *args)
 
 
 def _dead(staging: Path, run_id: str, lock_dir: Path | None) -> bool:
@@ -129,9 +172,9 @@ def _dead(staging: Path, run_id: str, lock_dir: Path | None) -> bool:
     return not run_alive(run_id, lock_dir)
 
 
-def _run_dir(run_id: str) -> Path:
-    """The run's staging dir, below a root that no one but root may enter (the mounts are candidates')."""
-    root = staging_root()
+def _run_dir(run_id: str, engine: Engine | None) -> Path:
+    """The run's staging dir, below a root that no one but its owner may enter (the mounts are candidates')."""
+    root = staging_root(engine)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     root.chmod(0o700)
     path = root / run_id
@@ -164,17 +207,21 @@ def _mount_image(image: Path, target: Path, limits: SandboxLimits) -> None:
     target.chmod(0o700)
 
 
-def _remove(staging: Path) -> int:
+def _remove(staging: Path, ns: int | None = None) -> int:
     """Detach the mount (if any) and delete the staging dir; 1 if it is gone."""
     mount_point = staging / _MOUNT_POINT
-    if os.path.ismount(mount_point):
-        try:
-            _run(["umount", "--lazy", str(mount_point)], "unmounting /out")
-        except SandboxError as exc:
-            log.error("sandbox.outfs_left", path=str(mount_point), error=str(exc))
-            return 0
+    try:
+        _in_ns(ns, _unmount, mount_point)
+    except SandboxError as exc:
+        log.error("sandbox.outfs_left", path=str(mount_point), error=str(exc))
+        return 0
     shutil.rmtree(staging, ignore_errors=True)
     return int(not staging.exists())
+
+
+def _unmount(mount_point: Path) -> None:
+    if os.path.ismount(mount_point):
+        _run(["umount", "--lazy", str(mount_point)], "unmounting /out")
 
 
 def _rmdir(path: Path) -> None:

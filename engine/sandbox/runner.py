@@ -23,6 +23,7 @@ container).
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import time
@@ -39,12 +40,12 @@ import structlog
 
 from engine.sandbox import boxinit
 from engine.sandbox.client import connect
+from engine.sandbox.engine import Engine, describe
 from engine.sandbox.errors import OutFileError, SandboxError
 from engine.sandbox.gpu import NO_GPU, GpuLease, GpuLeaser
 from engine.sandbox.limits import SandboxLimits, human_size
 from engine.sandbox import owner
 from engine.sandbox.naming import Stage, WorkSpec
-from engine.sandbox.outcopy import copy_out
 from engine.sandbox.outfs import OutFs, reap_outfs
 from engine.sandbox.reaper import RunLock, check_run_id, reap, remove_container
 from engine.sandbox.seccomp import profile_json
@@ -116,12 +117,15 @@ class Sandbox:
         self.run_id = check_run_id(run_id)
         self.owner = owner.current()
         self._client = connect(client)
-        self._lock_dir = lock_dir
+        self.engine = describe(self._client, getattr(self._client, "evobox_source", "given client"))
+        log.info("sandbox.engine", url=self.engine.url, source=self.engine.source, rootless=self.engine.rootless,
+                 cgroup_limits=self.engine.cgroup_limits)
+        self._lock_dir = lock_dir or self.engine.lock_dir()
         self._lock = RunLock(run_id, lock_dir)
         self._gpus = GpuLeaser(gpu_lock_dir)
         self._closed = False
-        reap(self._client, lock_dir)  # leftovers of dead processes, this run's earlier ones included
-        reap_outfs(lock_dir)
+        reap(self._client, self._lock_dir)  # leftovers of dead processes, this run's earlier ones included
+        reap_outfs(self._lock_dir, self.engine)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -139,7 +143,7 @@ class Sandbox:
         finally:
             self._lock.release()
         reap(self._client, self._lock_dir)
-        reap_outfs(self._lock_dir)
+        reap_outfs(self._lock_dir, self.engine)
 
     def work(self, stage: Stage, candidate_id: str | None = None) -> WorkSpec:
         """Name and labels of this run's work (`labels()` also labels candidate images)."""
@@ -159,18 +163,18 @@ class Sandbox:
         if self._closed:
             raise SandboxError(f"sandbox of run {self.run_id} is closed")
         work = self.work(stage, candidate_id)
-        uid = lease_uid(limits.uid_range, self._lock_dir)  # a uid no concurrent candidate shares
+        uid = lease_uid(limits.uid_range, self._lock_dir, self.engine)  # a uid no concurrent candidate shares
         limits = limits.model_copy(update={"uid": uid.uid})
         lease = None
         try:
             lease = self._gpus.lease(limits.gpus, wait_s=limits.gpu_wait_s) if limits.gpus else None
             with ExitStack() as stack:
-                outfs = stack.enter_context(OutFs(self.run_id, limits, self.owner)) if out_dir is not None else None
+                outfs = stack.enter_context(OutFs(self.run_id, limits, self.owner, self.engine)) if out_dir is not None else None
                 spec = _container_spec(image, command, limits, outfs.path if outfs else None, in_dir, mounts, env,
-                                       lease, {**labels, **work.labels()}, work.container_name())
+                                       lease, {**labels, **work.labels()}, work.container_name(), self.engine)
                 result = self._run(spec, limits)
                 if outfs is not None and out_dir is not None:
-                    copied = copy_out(outfs.path, out_dir, limits)
+                    copied = outfs.copy_out(out_dir, limits)
                     result.out_files, result.out_overflow, result.out_dir = copied.files, copied.overflow, out_dir
                 return result
         finally:
@@ -232,7 +236,8 @@ class Sandbox:
 
 def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_fs: Path | None,
                     in_dir: Path | None, mounts: Sequence[Mount], env: Mapping[str, str],
-                    lease: GpuLease | None, labels: Mapping[str, str], name: str) -> dict:
+                    lease: GpuLease | None, labels: Mapping[str, str], name: str,
+                    engine: Engine | None = None) -> dict:
     """The full hardened profile, as keyword arguments of `containers.create`.
 
     `out_fs` is the run's mounted, size-capped /out filesystem (`outfs`), never a plain host dir.
@@ -245,6 +250,7 @@ def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_f
     if in_dir is not None:
         binds.append(docker.types.Mount("/in", str(in_dir.resolve()), type="bind", read_only=True))
     inodes = max(4096, limits.tmp_bytes // 1024)
+    cgroups = engine is None or engine.cgroup_limits
     return dict(
         image=image, command=list(command), name=name, labels=dict(labels),
         entrypoint=[_INIT_PYTHON, "-I", "-S", boxinit.INIT_PATH, f"{limits.timeout_s + _INIT_GRACE_S:g}"],
@@ -253,15 +259,39 @@ def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_f
         network_mode="none", read_only=True, mounts=binds,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_bytes},nr_inodes={inodes},mode=1777"},
         cap_drop=["ALL"], security_opt=["no-new-privileges", f"seccomp={profile_json()}"], privileged=False,
-        pids_limit=limits.pids, mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes,
-        nano_cpus=int(limits.cpus * 1e9), shm_size=limits.shm_bytes, ipc_mode="private",
+        **(_cgroup_limits(limits) if cgroups else {}), shm_size=limits.shm_bytes, ipc_mode="private",
         ulimits=[docker.types.Ulimit(name="fsize", soft=limits.fsize_bytes, hard=limits.fsize_bytes),
                  docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
-                 docker.types.Ulimit(name="core", soft=0, hard=0)],
+                 docker.types.Ulimit(name="core", soft=0, hard=0),
+                 *([] if cgroups else _rlimits(limits))],
         log_config=docker.types.LogConfig(type="none"),  # streams are read from the attach (`streams`)
         device_requests=[lease.device_request()] if lease else [],
         stdin_open=False, tty=False, detach=True,
     )
+
+
+def _cgroup_limits(limits: SandboxLimits) -> dict:
+    """pids, memory (no swap) and CPU quota: the engine's cgroups, for the whole container."""
+    return dict(pids_limit=limits.pids, mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes,
+                nano_cpus=int(limits.cpus * 1e9))
+
+
+def _rlimits(limits: SandboxLimits) -> list[docker.types.Ulimit]:
+    """What stands in for the cgroups an engine cannot apply (rootless on cgroup v1).
+
+    - RLIMIT_NPROC = pids: the kernel counts it per uid (in the engine's user namespace), and the
+      candidate's uid is its own (`uids`), so it caps the container's processes and threads as
+      the pids cgroup did; a fork bomb stops with EAGAIN;
+    - RLIMIT_DATA = memory: heap and private writable mappings, per process (no cgroup sums the
+      processes, and tmpfs pages are not counted; /tmp, /dev/shm and /out have their own sizes);
+      an allocation past it fails (MemoryError), nothing is OOM-killed;
+    - RLIMIT_CPU = cpus x timeout: CPU seconds per process; no quota on the rate, the wall-clock
+      deadline stays the bound on time.
+    """
+    cpu_s = math.ceil(limits.cpus * limits.timeout_s) + 1
+    return [docker.types.Ulimit(name="nproc", soft=limits.pids, hard=limits.pids),
+            docker.types.Ulimit(name="data", soft=limits.memory_bytes, hard=limits.memory_bytes),
+            docker.types.Ulimit(name="cpu", soft=cpu_s, hard=cpu_s)]
 
 
 def _kill(container: docker.models.containers.Container) -> None:

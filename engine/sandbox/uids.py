@@ -14,6 +14,13 @@ A lease takes the lowest uid of the configured range that
 - whose lock file `uid-<N>.lock` in the machine-wide lock dir this process can flock (held by
   every other live lease, in this process or another evobox process on the machine).
 The container then runs as `uid:uid`. The flock goes on `release()` or when the process dies.
+
+On a rootless engine the container's uids are namespace uids that the kernel maps onto the
+user's subuid block (`Engine.uid_map`), and the configured range (host uids far above any
+block) cannot be reached. There a lease takes a namespace uid of `ROOTLESS_NS_RANGE` (inside
+every subuid block of 65536, above image accounts, below `nobody`), and every check above is
+made on the host uid it maps to. Two users' blocks are disjoint (subuid blocks never overlap),
+so their candidates never share a host uid, and the locks live in the user's own lock dir.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import pwd
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.sandbox.engine import Engine
 from engine.sandbox.errors import UidUnavailableError
 from engine.flock import try_lock
 from engine.sandbox.reaper import lock_dir
 
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+ROOTLESS_NS_RANGE = (10_000, 60_000)
 
 
 class UidLease:
@@ -50,21 +59,26 @@ class UidLease:
         self.release()
 
 
-def lease_uid(uid_range: tuple[int, int], directory: Path | None = None) -> UidLease:
-    """Lease the lowest free uid of `uid_range` (inclusive); UidUnavailableError when none is free."""
-    first, last = uid_range
+def lease_uid(uid_range: tuple[int, int], directory: Path | None = None, engine: Engine | None = None) -> UidLease:
+    """Lease the lowest free uid of `uid_range` (inclusive), or of ROOTLESS_NS_RANGE on a rootless
+    `engine`; the uid is the one the container runs as. UidUnavailableError when none is free."""
+    rootless = engine is not None and engine.rootless
+    first, last = ROOTLESS_NS_RANGE if rootless else uid_range
     locks = lock_dir(directory)
-    taken = _subid_blocks(SUBID_FILES)
+    taken = [] if rootless else _subid_blocks(SUBID_FILES)  # rootless: the subuid block is where they must be
     running = _running_uids()
     for uid in range(first, last + 1):
-        if uid in running or _host_owns(uid) or any(lo <= uid < hi for lo, hi in taken):
+        host = engine.host_uid(uid) if engine is not None else uid
+        if host is None or host in running or _host_owns(host) or any(lo <= host < hi for lo, hi in taken):
             continue
-        fd = try_lock(locks / f"uid-{uid}.lock")
+        fd = try_lock(locks / f"uid-{host}.lock")
         if fd is not None:
             return UidLease(uid, fd)
+    where = "the rootless engine's subuid block (make shared-host gives each user 65536)" if rootless \
+        else "widen sandbox.uid_range"
     raise UidUnavailableError(
-        f"no free uid in {first}-{last}: every one is leased, in use or a host account (locks in {locks}); "
-        "widen sandbox.uid_range")
+        f"no free uid in {first}-{last}: every one is leased, in use, unmapped or a host account "
+        f"(locks in {locks}); {where}")
 
 
 def _host_owns(uid: int) -> bool:

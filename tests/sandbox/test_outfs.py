@@ -90,7 +90,7 @@ def test_a_non_root_engine_gets_a_clear_error() -> None:
     with os.fdopen(read, "rb") as fh:
         message = fh.read().decode()
     os.waitpid(pid, 0)
-    assert message == "the engine needs root to mount a size-capped /out; rootless support is issue 15"
+    assert message == "mounting a size-capped /out needs root, or a rootless engine of your own (make rootless)"
 
 
 def test_reap_removes_the_mounts_of_dead_owners_only(tmp_path: Path) -> None:
