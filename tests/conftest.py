@@ -12,23 +12,29 @@ import uuid
 from collections.abc import Iterator
 
 import docker
-import docker.errors
 import pytest
 
+from engine.sandbox.client import connect
+from engine.sandbox.engine import Engine, describe
+from engine.sandbox.errors import SandboxError
 from engine.sandbox.images import ImageBuilder
 from engine.sandbox.runner import Sandbox
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    """A client of the real engine; the test fails when dockerd is unreachable."""
+    """A client of the engine evobox would use (DOCKER_HOST, your rootless engine, the root engine);
+    the test fails when it is unreachable."""
     try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"Docker engine unreachable ({exc}): run `make host` to start dockerd, "
-                    'or deselect these tests with -m "not docker"', pytrace=False)
-    return client
+        return connect()
+    except SandboxError as exc:
+        pytest.fail(f"{exc}; or deselect these tests with -m \"not docker\"", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def engine_info(docker_client: docker.DockerClient) -> Engine:
+    """What the engine under test is (root or rootless, cgroup limits or rlimits)."""
+    return describe(docker_client)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from engine.sandbox.client import connect
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.images import ImageBuilder, images_dir, runtime_names
 from engine.sandbox.limits import SandboxLimits, parse_size
+from engine.sandbox.engine import describe
 from engine.sandbox.outfs import reap_outfs
 from engine.sandbox.reaper import reap
 from engine.sandbox.runner import RunResult, Sandbox
@@ -95,8 +96,10 @@ def _report(result: RunResult) -> dict:
 def gc() -> None:
     """Remove containers, candidate images and /out mounts left by runs that are no longer alive."""
     try:
-        done = reap(connect())
-        mounts = reap_outfs()
+        client = connect()
+        engine = describe(client, getattr(client, "evobox_source", "given client"))
+        done = reap(client, engine.lock_dir())
+        mounts = reap_outfs(engine.lock_dir(), engine)
     except SandboxError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -11,12 +11,18 @@ block. Three things differ there, and the sandbox adapts (`runner`, `uids`, `out
 - candidate uids are leased inside that block (`uid_map`), so two users never share one;
 - /out is mounted inside the engine's namespaces (`ns_pid`), where mounting a tmpfs is allowed;
 - on cgroup v1 the engine cannot apply memory/pids/CPU cgroups (`cgroup_limits` False): the
-  runner sets per-process rlimits instead (see `runner._rlimits`).
+  runner sets per-process rlimits instead (see `runner._rlimits`);
+- the kernel charges a namespace uid's per-uid quotas (inotify instances and watches, POSIX
+  message-queue bytes) to the namespace's owner too, so all of one user's candidates draw on that
+  user's quotas: `share_quotas` caps each namespace uid at 1/QUOTA_SHARES of them (the
+  namespace's own sysctls; RLIMIT_MSGQUEUE per container in `runner`), so one candidate cannot
+  take them all from its concurrent siblings.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +30,8 @@ import docker
 
 ROOT_SOCKET = "/var/run/docker.sock"
 STATE_DIR = "dockerd-rootless"  # rootlesskit's state dir, beside the socket (holds child_pid)
+QUOTA_SHARES = 8  # a rootless candidate gets this fraction of its user's per-uid kernel quotas
+_SHARED_SYSCTLS = ("max_inotify_instances", "max_inotify_watches")  # /proc/sys/user, per user namespace
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,26 @@ class Engine:
         path = runtime_dir() / "evobox-locks"
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
+
+
+def msgqueue_share() -> int:
+    """RLIMIT_MSGQUEUE for one rootless candidate: its share of the user's own."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
+    return max(8192, (soft if soft != resource.RLIM_INFINITY else 819200) // QUOTA_SHARES)
+
+
+def share_quotas(engine: Engine) -> None:
+    """Cap every uid of a rootless engine's namespace at 1/QUOTA_SHARES of the user's inotify quotas."""
+    from engine.sandbox.userns import call_in  # late: userns forks, engine is imported everywhere
+    if engine.rootless and engine.ns_pid is not None:
+        limits = {name: max(1, int(Path(f"/proc/sys/user/{name}").read_text()) // QUOTA_SHARES)
+                  for name in _SHARED_SYSCTLS}
+        call_in(engine.ns_pid, _write_user_sysctls, limits)
+
+
+def _write_user_sysctls(limits: dict[str, int]) -> None:
+    for name, value in limits.items():
+        Path(f"/proc/sys/user/{name}").write_text(str(value))
 
 
 def runtime_dir() -> Path:

@@ -40,7 +40,7 @@ import structlog
 
 from engine.sandbox import boxinit
 from engine.sandbox.client import connect
-from engine.sandbox.engine import Engine, describe
+from engine.sandbox.engine import Engine, describe, msgqueue_share, share_quotas
 from engine.sandbox.errors import OutFileError, SandboxError
 from engine.sandbox.gpu import NO_GPU, GpuLease, GpuLeaser
 from engine.sandbox.limits import SandboxLimits, human_size
@@ -121,6 +121,7 @@ class Sandbox:
         log.info("sandbox.engine", url=self.engine.url, source=self.engine.source, rootless=self.engine.rootless,
                  cgroup_limits=self.engine.cgroup_limits)
         self._lock_dir = lock_dir or self.engine.lock_dir()
+        share_quotas(self.engine)
         self._lock = RunLock(run_id, lock_dir)
         self._gpus = GpuLeaser(gpu_lock_dir)
         self._closed = False
@@ -263,7 +264,9 @@ def _container_spec(image: str, command: list[str], limits: SandboxLimits, out_f
         ulimits=[docker.types.Ulimit(name="fsize", soft=limits.fsize_bytes, hard=limits.fsize_bytes),
                  docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
                  docker.types.Ulimit(name="core", soft=0, hard=0),
-                 *([] if cgroups else _rlimits(limits))],
+                 *([] if cgroups else _rlimits(limits)),
+                 *([docker.types.Ulimit(name="msgqueue", soft=msgqueue_share(), hard=msgqueue_share())]
+                   if engine is not None and engine.rootless else [])],
         log_config=docker.types.LogConfig(type="none"),  # streams are read from the attach (`streams`)
         device_requests=[lease.device_request()] if lease else [],
         stdin_open=False, tty=False, detach=True,

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import docker
+from engine.sandbox.client import connect
 import pytest
 
 from engine.sandbox.owner import PID_LABEL
@@ -65,7 +65,7 @@ def _cli(*args: str, cache: Path) -> subprocess.Popen[str]:
 
 
 def _containers(run_id: str) -> list:
-    return docker.from_env().containers.list(all=True, filters={"label": f"evobox.run={run_id}"}, ignore_removed=True)
+    return connect().containers.list(all=True, filters={"label": f"evobox.run={run_id}"}, ignore_removed=True)
 
 
 def _wait_for(predicate, timeout_s: float, what: str, process: subprocess.Popen | None = None) -> None:  # noqa: ANN001
@@ -118,7 +118,7 @@ def test_sigkill_during_evaluation_then_resume_loses_nothing_and_repeats_nothing
         resumed = _cli("resume", str(run_dir), cache=tmp_path / "cache")
         _wait_for(lambda: b'"search.started"' in (run_dir / "events.jsonl").read_bytes()[events_before:], 240,
                   "the resumed search", resumed)
-        leftovers = docker.from_env().containers.list(
+        leftovers = connect().containers.list(
             all=True, filters={"label": [f"evobox.run={run_dir.name}", f"{PID_LABEL}={search.pid}"]}, ignore_removed=True)
         assert leftovers == [], "the resumed run must remove the killed process's containers before it starts"
         code, output = _finish(resumed)

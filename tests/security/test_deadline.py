@@ -20,6 +20,7 @@ import docker
 import pytest
 
 from engine.sandbox import boxinit
+from engine.sandbox.engine import Engine
 from engine.sandbox.outfs import reap_outfs, staging_root
 from engine.sandbox.reaper import RUN_LABEL, reap
 
@@ -43,20 +44,21 @@ def engine_script(run_id: str, image: str, out_dir: Path) -> str:
         with Sandbox({run_id!r}) as box:
             holder = subprocess.Popen(["sleep", "600"], pass_fds=[box._lock._fd])
             box.owner = dataclasses.replace(box.owner, pid=holder.pid, start=process_start(holder.pid))
-            print(holder.pid, flush=True)
+            print(f"holder={{holder.pid}}", flush=True)
             box.run({image!r}, ["python3", "-c", "import time; time.sleep(600)"],
                     limits=SandboxLimits(timeout_s={TIMEOUT_S}, memory_bytes="128m"), out_dir=Path({str(out_dir)!r}))
     """)
 
 
 def test_container_ends_at_its_deadline_after_the_engine_is_killed(base_image: str, tmp_path: Path,
-                                                                   docker_client: docker.DockerClient) -> None:
+                                                                   docker_client: docker.DockerClient,
+                                                                   engine_info: Engine) -> None:
     run_id = f"test-deadline-{uuid.uuid4().hex[:8]}"
     since = int(time.time())
     engine = subprocess.Popen([sys.executable, "-c", engine_script(run_id, base_image, tmp_path / "out")],
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     assert engine.stdout is not None
-    holder = int(engine.stdout.readline())
+    holder = next(int(line.split("=")[1]) for line in engine.stdout if line.startswith("holder="))
     events = docker_client.events(since=since, until=since + BOUND_S, decode=True,
                                   filters={"type": "container", "label": f"{RUN_LABEL}={run_id}"})
     seen: list[str] = []
@@ -80,7 +82,7 @@ def test_container_ends_at_its_deadline_after_the_engine_is_killed(base_image: s
     assert died is not None, f"the container outlived its dead engine (events: {seen})"
     assert "kill" not in seen, f"something other than the deadline killed it (events: {seen})"
     assert died["exitCode"] == str(boxinit.DEADLINE_EXIT)
-    assert (staging_root() / run_id).is_dir()  # the dead engine's /out is still mounted...
-    reap_outfs()
-    assert not (staging_root() / run_id).exists()  # ...until the next engine reaps it
-    assert run_id not in Path("/proc/self/mountinfo").read_text()
+    assert (staging_root(engine_info) / run_id).is_dir()  # the dead engine's /out is still mounted...
+    reap_outfs(engine=engine_info)
+    assert not (staging_root(engine_info) / run_id).exists()  # ...until the next engine reaps it
+    assert run_id not in Path(f"/proc/{engine_info.ns_pid or 'self'}/mountinfo").read_text()

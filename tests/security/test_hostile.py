@@ -22,6 +22,7 @@ import pytest
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
 from engine.sandbox.errors import OutFileError
+from engine.sandbox.engine import Engine
 from engine.sandbox.runner import RunResult, Sandbox, read_out_file
 from tests.security.conftest import HOSTILE
 
@@ -41,11 +42,12 @@ def report(result: RunResult) -> dict:
     return json.loads(lines[-1])
 
 
-def test_fork_bomb_is_stopped_by_the_pids_limit(box: Sandbox, base_image: str) -> None:
+def test_fork_bomb_is_stopped_by_the_pids_limit(box: Sandbox, base_image: str, engine_info: Engine) -> None:
     """Every process of the bomb forks forever and reports its birth on a pipe; the first
-    process counts the births, reads the pids cgroup, reports, and waits to be killed."""
+    process counts the births, reads the pids cgroup (or, on an engine without cgroups, its
+    RLIMIT_NPROC, which counts the candidate's own uid), reports, and waits to be killed."""
     result = hostile(box, base_image, """
-        import json, os, time
+        import json, os, resource, time
         def cgroup(name):
             for path in (f'/sys/fs/cgroup/pids/{name}', f'/sys/fs/cgroup/{name}'):  # cgroup v1, v2
                 try:
@@ -71,24 +73,33 @@ def test_fork_bomb_is_stopped_by_the_pids_limit(box: Sandbox, base_image: str) -
             except BlockingIOError:
                 quiet += 1
                 time.sleep(0.05)
-        print(json.dumps({"born": born, "max": cgroup('pids.max'), "events": cgroup('pids.events')}), flush=True)
+        print(json.dumps({"born": born, "max": cgroup('pids.max'), "events": cgroup('pids.events'),
+                          "nproc": resource.getrlimit(resource.RLIMIT_NPROC)}), flush=True)
         time.sleep(600)
     """, limits=HOSTILE.model_copy(update={"timeout_s": 8}))
     assert result.timed_out and result.failure_reason() == "timed out after 8s"
     got = report(result)
-    assert got["max"] == [str(HOSTILE.pids)] and int(got["events"][1]) > 0  # the cap refused forks...
+    if engine_info.cgroup_limits:
+        assert got["max"] == [str(HOSTILE.pids)] and int(got["events"][1]) > 0  # the cap refused forks...
+    else:
+        assert got["nproc"] == [HOSTILE.pids, HOSTILE.pids]  # the rlimit that stands in for the cgroup
     processes = got["born"] + 3  # the engine's init (PID 1), the bomb's first process and the counter
     assert HOSTILE.pids - 4 <= processes <= HOSTILE.pids, got  # ...when the bomb reached it, not before
 
 
-def test_memory_bomb_is_oom_killed(box: Sandbox, base_image: str) -> None:
+def test_memory_bomb_is_oom_killed(box: Sandbox, base_image: str, engine_info: Engine) -> None:
+    """The memory cgroup OOM-kills it; an engine without cgroups refuses its allocations past
+    RLIMIT_DATA instead (per process: see runner._rlimits)."""
     result = hostile(box, base_image, """
         blocks = []
         while True:
             blocks.append(bytearray(16 << 20))
     """)
-    assert result.oom_killed and not result.ok
-    assert result.failure_reason() == "out of memory (256 MiB)"
+    assert not result.ok
+    if engine_info.cgroup_limits:
+        assert result.oom_killed and result.failure_reason() == "out of memory (256 MiB)"
+    else:
+        assert result.failure_reason() == "exit 1: MemoryError", result.stderr_tail
 
 
 def test_filling_tmp_stops_at_the_tmpfs_cap(box: Sandbox, base_image: str) -> None:
