@@ -107,7 +107,7 @@ def resume(
 
 def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:
     """Run with events.jsonl, the live display and Ctrl-C / SIGTERM handling; print how it ended."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its owner's alone (search.rundir.exclusive)
     evobox_logging.log_to_run_dir(run_dir)
     stopper = Stopper()
     opened: list[RunContext] = []

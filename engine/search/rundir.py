@@ -104,8 +104,9 @@ def bind(run_dir: Path, domain_spec: str, config: RunConfig, domain_config: Base
 # ---- who works on it: the lock --------------------------------------------------------------
 @contextmanager
 def exclusive(run_dir: Path) -> Iterator[None]:
-    """One process per run directory: two would append to one archive."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """One process per run directory: two would append to one archive. The directory is its
+    owner's alone (0700): transcripts, the gateway socket and results are no other user's business."""
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = try_lock(run_dir / LOCK_NAME, any_user=False)
     if fd is None:
         raise RunDirError(f"{run_dir} is in use by another evobox process")

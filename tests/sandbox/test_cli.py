@@ -9,6 +9,7 @@ import docker
 import pytest
 from typer.testing import CliRunner
 
+from engine.sandbox.engine import Engine
 from engine.sandbox.cli import sandbox_app
 
 pytestmark = pytest.mark.docker
@@ -36,11 +37,14 @@ def test_exec_reports_stdout_and_out_files(tmp_path: Path, base_image: str, dock
     assert report["out_files"] == [{"name": "d/r.json", "size": 2}]
 
 
-def test_exec_reports_timeout_and_memory_limits(tmp_path: Path, base_image: str) -> None:
+def test_exec_reports_timeout_and_memory_limits(tmp_path: Path, base_image: str, engine_info: Engine) -> None:
     report = _exec(tmp_path, "while True: pass\n", "--timeout", "1")
     assert report["timed_out"] is True and report["exit_code"] is None
     report = _exec(tmp_path, "x = bytearray(1 << 30)\n", "--memory", "128m", "--timeout", "20")
-    assert report["oom_killed"] is True
+    if engine_info.cgroup_limits:
+        assert report["oom_killed"] is True
+    else:  # RLIMIT_DATA refuses the allocation (runner._rlimits)
+        assert report["exit_code"] == 1 and "MemoryError" in report["stderr_tail"], report
 
 
 def test_exec_with_an_unknown_image_fails_cleanly(tmp_path: Path, base_image: str) -> None:

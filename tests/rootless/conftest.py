@@ -1,0 +1,110 @@
+"""Unprivileged users with rootless engines of their own, made by root (CI runs as root).
+
+What `make shared-host` and `make rootless` do on a shared machine, done here for two test users:
+accounts, subuid/subgid blocks, and each user's own rootless engine (stopped afterwards if this
+session started it). Commands run as a user through `runuser` with a clean environment, so no
+root variable (DOCKER_HOST, lock dirs) leaks in. Needs root; skipped otherwise (a user without
+root runs the whole suite on their own rootless engine instead: `make test`).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import site
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_SCRIPT = ROOT / "sandbox_images" / "rootless_engine.sh"
+USERS = ("evobox-ci-a", "evobox-ci-b")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="making users and their engines needs root")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    home: Path
+    python: str
+
+    def run(self, argv: list[str], *, timeout: float = 600, env: dict[str, str] | None = None,
+            cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        """argv as this user, with a clean environment, from the repository root."""
+        clean = {"HOME": str(self.home), "USER": self.name, "LOGNAME": self.name, "LANG": "C.UTF-8",
+                 "PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
+                 **(env or {})}
+        return subprocess.run(["runuser", "-u", self.name, "--", "env", "-i", *(f"{k}={v}" for k, v in clean.items()),
+                               *argv], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+    def py(self, code: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return self.run([self.python, "-c", textwrap.dedent(code)], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def shared_host(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The administrator's `make shared-host` for the test users (GPU lock dir kept apart)."""
+    for name in USERS:
+        if subprocess.run(["id", name], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+    gpu_dir = tmp_path_factory.mktemp("gpu-locks-admin")
+    proc = subprocess.run(["bash", str(ROOT / "sandbox_images" / "setup_shared_host.sh")], capture_output=True,
+                          text=True, env={**os.environ, "USERS": " ".join(USERS), "EVOBOX_GPU_LOCK_DIR": str(gpu_dir)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return list(USERS)
+
+
+def _python_for(name: str, tmp: Path) -> str:
+    """An interpreter the user can run that imports evobox's dependencies: this venv's, or (when
+    it lives where the user cannot go, e.g. under /root) a throwaway venv of the same Python
+    version that reads this venv's site-packages."""
+    probe = [name, "-c", "import docker, pydantic, structlog, pytest"]
+    check = lambda python: subprocess.run(["runuser", "-u", name, "--", python, *probe[1:]],  # noqa: E731
+                                          capture_output=True, text=True, cwd="/")
+    if check(sys.executable).returncode == 0:
+        return sys.executable
+    base = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/local/bin:/usr/bin:/bin")
+    if base is None:
+        pytest.fail(f"user {name} cannot run {sys.executable} and there is no system python"
+                    f"{sys.version_info.major}.{sys.version_info.minor}", pytrace=False)
+    venv = tmp / "venv"
+    if not venv.exists():
+        subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+        (next(venv.glob("lib/python*/site-packages")) / "evobox-deps.pth").write_text(
+            "\n".join(site.getsitepackages()) + "\n")
+        tmp.chmod(0o755)
+    proc = check(str(venv / "bin" / "python"))
+    if proc.returncode != 0:
+        pytest.fail(f"user {name} cannot import evobox's dependencies from {site.getsitepackages()}: "
+                    f"{proc.stderr.strip()[-500:]} (the checkout and its .venv must be readable by other users)",
+                    pytrace=False)
+    return str(venv / "bin" / "python")
+
+
+@pytest.fixture(scope="session")
+def users(shared_host: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, User]]:
+    """Each test user with their own rootless engine up (`make rootless`)."""
+    tmp = tmp_path_factory.mktemp("user-python")
+    made: dict[str, User] = {}
+    started: list[User] = []
+    try:
+        for name in shared_host:
+            entry = pwd.getpwnam(name)
+            user = User(name, entry.pw_uid, Path(entry.pw_dir), _python_for(name, tmp))
+            if user.run(["bash", str(ENGINE_SCRIPT), "status"]).returncode != 0:
+                proc = user.run(["bash", str(ENGINE_SCRIPT), "start"], timeout=120)
+                assert proc.returncode == 0, f"make rootless failed for {name}:\n{proc.stdout}{proc.stderr}"
+                started.append(user)
+            made[name] = user
+        yield made
+    finally:
+        for user in started:
+            user.run(["bash", str(ENGINE_SCRIPT), "stop"])
