@@ -19,6 +19,7 @@ from engine.sandbox.gpu import detect_gpus
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.reaper import RUN_LABEL
 from engine.sandbox.runner import Mount, RunResult, Sandbox, read_out_file
+from engine.sandbox.uids import ROOTLESS_NS_RANGE
 
 pytestmark = pytest.mark.docker
 FAST = SandboxLimits(timeout_s=20, memory_bytes="256m")
@@ -33,7 +34,8 @@ def test_trivial_run_reports_exit_stdout_and_runs_as_its_leased_uid(sandbox: San
     assert result.ok and result.exit_code == 0 and not result.timed_out and not result.oom_killed
     uid = result.limits.uid
     assert result.stdout_tail == f"hi {uid} {uid} /opt/evobox\n"
-    assert FAST.uid_range[0] <= uid <= FAST.uid_range[1] and uid != 65534
+    first, last = ROOTLESS_NS_RANGE if sandbox.engine.rootless else FAST.uid_range  # rootless: the subuid block
+    assert first <= uid <= last and uid != 65534
     assert result.failure_reason() == ""
 
 
