@@ -15,6 +15,7 @@ import shutil
 import site
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,7 +81,6 @@ def _python_for(name: str, tmp: Path) -> str:
         subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
         (next(venv.glob("lib/python*/site-packages")) / "evobox-deps.pth").write_text(
             "\n".join(site.getsitepackages()) + "\n")
-        tmp.chmod(0o755)
     proc = check(str(venv / "bin" / "python"))
     if proc.returncode != 0:
         pytest.fail(f"user {name} cannot import evobox's dependencies from {site.getsitepackages()}: "
@@ -89,10 +89,22 @@ def _python_for(name: str, tmp: Path) -> str:
     return str(venv / "bin" / "python")
 
 
+@pytest.fixture()
+def world_tmp() -> Iterator[Path]:
+    """A temporary dir the test users can reach (pytest's own are under a 0700 dir of root's)."""
+    path = Path(tempfile.mkdtemp(prefix="evobox-rootless-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def users(shared_host: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, User]]:
+def users(shared_host: list[str]) -> Iterator[dict[str, User]]:
     """Each test user with their own rootless engine up (`make rootless`)."""
-    tmp = tmp_path_factory.mktemp("user-python")
+    tmp = Path(tempfile.mkdtemp(prefix="evobox-user-python-"))
+    tmp.chmod(0o755)
     made: dict[str, User] = {}
     started: list[User] = []
     try:
@@ -108,3 +120,4 @@ def users(shared_host: list[str], tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         for user in started:
             user.run(["bash", str(ENGINE_SCRIPT), "stop"])
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -95,7 +95,7 @@ def test_neither_user_signals_the_others_container(pair: tuple[User, User], a_co
     assert Path(f"/proc/{pid}").exists()
 
 
-def test_run_directories_are_their_owners_alone(pair: tuple[User, User], tmp_path: Path) -> None:
+def test_run_directories_are_their_owners_alone(pair: tuple[User, User]) -> None:
     a, b = pair
     made = _json(a.py("""
         import json, os, socket
@@ -172,27 +172,25 @@ def _attack(victim: User, attacker: User, locks: Path) -> dict:
         holder.wait()
 
 
-def test_gpu_leases_hold_across_users_in_the_shared_lock_dir(pair: tuple[User, User], tmp_path: Path) -> None:
+def test_gpu_leases_hold_across_users_in_the_shared_lock_dir(pair: tuple[User, User], world_tmp: Path) -> None:
     a, b = pair
-    shared = tmp_path / "gpu-locks"  # as make shared-host lays it out
+    shared = world_tmp / "gpu-locks"  # as make shared-host lays it out
     shared.mkdir(mode=0o755)
     for index in (0, 1):
         (shared / f"gpu{index}.lock").touch(mode=0o666)
         (shared / f"gpu{index}.lock").chmod(0o666)
-    tmp_path.chmod(0o755)
     got = _attack(a, b, shared)
     assert got == {"both": None, "unlink": "Permission denied", "stolen": None}
 
 
 def test_a_world_writable_lock_dir_lets_the_lock_files_owner_steal_a_lease(pair: tuple[User, User],
-                                                                           tmp_path: Path) -> None:
+                                                                           world_tmp: Path) -> None:
     """Why the shared dir is root's: in a 1777 dir, the user who once made gpu0.lock can unlink it
     while another user's lease holds it, and lease a fresh file: two runs on one GPU."""
     a, b = pair
-    sticky = tmp_path / "gpu-locks"
+    sticky = world_tmp / "gpu-locks"
     sticky.mkdir()
     sticky.chmod(0o1777)
-    tmp_path.chmod(0o755)
     made = b.py(f"""
         from pathlib import Path
         from engine.sandbox.gpu import GpuLeaser
