@@ -4,6 +4,7 @@
 # after the administrator's `make shared-host`). Either daemon has no bridge network at all, so no
 # container can ever get one.
 set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin  # dockerd and mkfs.ext4 live there, outside a user's PATH
 
 need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)

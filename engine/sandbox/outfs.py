@@ -39,7 +39,9 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Callable
 from enum import Enum
+from typing import TypeVar
 from pathlib import Path
 
 import structlog
@@ -53,6 +55,7 @@ from engine.sandbox.reaper import run_alive
 from engine.sandbox.userns import call_in
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 _MOUNT_TIMEOUT_S = 60
 _SLACK_MIN = 1 << 20
@@ -159,7 +162,8 @@ def _namespace(engine: Engine | None) -> int | None:
     return engine.ns_pid
 
 
-def _in_ns(ns: int | None, fn, *args):  # type: ignore[no-untyped-def]
+def _in_ns(ns: int | None, fn: Callable[..., T], *args: object) -> T:
+    """fn(*args) here (root engine) or in the rootless engine's namespaces, as their root."""
     return fn(*args) if ns is None else call_in(ns, fn, *args)
 
 
