@@ -113,12 +113,13 @@ def client_for(url: str, source: str, timeout: int) -> docker.DockerClient:
 def describe(client: docker.DockerClient, source: str = "client") -> Engine:
     """What `client`'s engine is: rootless or not, whether it applies cgroup limits, its namespace."""
     info = client.info()
-    url = str(client.api.base_url)
+    socket = _socket_path(client)
+    url = f"unix://{socket}" if socket else str(client.api.base_url)  # docker-py shows a socket as http+docker://localhost
     rootless = any("rootless" in opt for opt in info.get("SecurityOptions") or [])
     cgroups = bool(info.get("MemoryLimit")) and bool(info.get("PidsLimit")) and info.get("CgroupDriver") != "none"
     if not rootless:
         return Engine(url=url, source=source, cgroup_limits=cgroups)
-    pid = _ns_pid(_socket_path(client))
+    pid = _ns_pid(socket)
     return Engine(url=url, source=source, rootless=True, cgroup_limits=cgroups, ns_pid=pid,
                   uid_map=_uid_map(pid) if pid else ())
 
