@@ -98,10 +98,11 @@ def test_neither_user_signals_the_others_container(pair: tuple[User, User], a_co
 def test_run_directories_are_their_owners_alone(pair: tuple[User, User]) -> None:
     a, b = pair
     made = _json(a.py("""
-        import json, os, socket
+        import json, os, shutil, socket
         from pathlib import Path
         from engine.search.rundir import exclusive
         run_dir = Path.home() / "runs" / "two-users"
+        shutil.rmtree(run_dir, ignore_errors=True)  # an earlier, interrupted test's
         with exclusive(run_dir):
             (run_dir / "candidates").mkdir(exist_ok=True)
             (run_dir / "candidates" / "transcript.jsonl").write_text("secret prompt")
