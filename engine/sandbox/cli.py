@@ -19,10 +19,10 @@ from rich.console import Console
 
 from engine.logging import configure as configure_logging
 from engine.sandbox.client import connect
+from engine.sandbox.engine import describe
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.images import ImageBuilder, images_dir, runtime_names
 from engine.sandbox.limits import SandboxLimits, parse_size
-from engine.sandbox.engine import describe
 from engine.sandbox.outfs import reap_outfs
 from engine.sandbox.reaper import reap
 from engine.sandbox.runner import RunResult, Sandbox

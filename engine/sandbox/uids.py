@@ -31,9 +31,9 @@ import pwd
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.flock import try_lock
 from engine.sandbox.engine import Engine
 from engine.sandbox.errors import UidUnavailableError
-from engine.flock import try_lock
 from engine.sandbox.reaper import lock_dir
 
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))

@@ -9,8 +9,8 @@ import docker
 import pytest
 from typer.testing import CliRunner
 
-from engine.sandbox.engine import Engine
 from engine.sandbox.cli import sandbox_app
+from engine.sandbox.engine import Engine
 
 pytestmark = pytest.mark.docker
 KEYS = {"exit_code", "timed_out", "oom_killed", "duration_s", "stdout_tail", "stderr_tail", "out_files"}

@@ -21,8 +21,8 @@ import pytest
 
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
-from engine.sandbox.errors import OutFileError
 from engine.sandbox.engine import Engine
+from engine.sandbox.errors import OutFileError
 from engine.sandbox.runner import RunResult, Sandbox, read_out_file
 from tests.security.conftest import HOSTILE
 

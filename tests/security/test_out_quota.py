@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.errors import SandboxError
+from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.outfs import OutFsKind, fs_bytes, fs_kind, staging_root
 from engine.sandbox.runner import Sandbox
 from tests.security.conftest import HOSTILE

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox.uids import ROOTLESS_NS_RANGE
 from engine.sandbox.runner import Mount, RunResult, Sandbox
+from engine.sandbox.uids import ROOTLESS_NS_RANGE
 from tests.security.conftest import HOSTILE
 from tests.security.test_hostile import hostile, report
 
