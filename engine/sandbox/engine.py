@@ -5,7 +5,7 @@ then the user's rootless socket, `$XDG_RUNTIME_DIR/docker.sock` (or `/run/user/<
 `~/.docker/run`, where `make rootless` puts it when XDG_RUNTIME_DIR is unset); then the root
 engine's `/var/run/docker.sock`. A run logs the one it uses (`sandbox.engine`).
 
-A rootless engine (Docker's rootless mode, or Podman's Docker API) runs as the user, in a user
+A rootless engine (Docker's rootless mode; Podman's Docker API is refused, see `describe`) runs as the user, in a user
 namespace that maps namespace uid 0 to the user and namespace uids 1..N to the user's subuid
 block. Three things differ there, and the sandbox adapts (`runner`, `uids`, `outfs`):
 - candidate uids are leased inside that block (`uid_map`), so two users never share one;
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+
+from engine.sandbox.errors import SandboxError
 
 ROOT_SOCKET = "/var/run/docker.sock"
 STATE_DIR = "dockerd-rootless"  # rootlesskit's state dir, beside the socket (holds child_pid)
@@ -111,10 +113,17 @@ def client_for(url: str, source: str, timeout: int) -> docker.DockerClient:
 
 
 def describe(client: docker.DockerClient, source: str = "client") -> Engine:
-    """What `client`'s engine is: rootless or not, whether it applies cgroup limits, its namespace."""
+    """What `client`'s engine is: rootless or not, whether it applies cgroup limits, its namespace.
+
+    Podman's Docker API (4.3, Debian 12) is refused: it reads `seccomp=` as a file name, rejects
+    `nr_inodes` on a tmpfs, claims memory and pids limits on a rootless cgroup v1 host, and its
+    crun cannot start containers on this hybrid cgroup layout (measured 2026-12-05)."""
     info = client.info()
     socket = _socket_path(client)
     url = f"unix://{socket}" if socket else str(client.api.base_url)  # docker-py shows a socket as http+docker://localhost
+    if _is_podman(client):
+        raise SandboxError(f"the engine at {url} is Podman, whose Docker API evobox does not support yet "
+                           "(seccomp profile, tmpfs options, cgroups): use rootless Docker (make rootless)")
     rootless = any("rootless" in opt for opt in info.get("SecurityOptions") or [])
     cgroups = bool(info.get("MemoryLimit")) and bool(info.get("PidsLimit")) and info.get("CgroupDriver") != "none"
     if not rootless:
@@ -122,6 +131,11 @@ def describe(client: docker.DockerClient, source: str = "client") -> Engine:
     pid = _ns_pid(socket)
     return Engine(url=url, source=source, rootless=True, cgroup_limits=cgroups, ns_pid=pid,
                   uid_map=_uid_map(pid) if pid else ())
+
+
+def _is_podman(client: docker.DockerClient) -> bool:
+    components = client.version().get("Components") or []
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
 
 
 def _socket_path(client: docker.DockerClient) -> Path | None:
@@ -132,7 +146,7 @@ def _socket_path(client: docker.DockerClient) -> Path | None:
 
 def _ns_pid(socket: Path | None) -> int | None:
     """A process in the engine's namespaces: rootlesskit's child_pid file beside the socket, else
-    the one dockerd of this user that runs in a user namespace other than ours."""
+    the dockerd of this user that runs in a user namespace other than ours."""
     if socket is not None:
         try:
             pid = int((socket.parent / STATE_DIR / "child_pid").read_text())
@@ -140,8 +154,16 @@ def _ns_pid(socket: Path | None) -> int | None:
                 return pid
         except (OSError, ValueError):
             pass
-    found = [pid for pid in _own_pids() if _comm(pid) in ("dockerd", "podman") and _in_other_userns(pid)]
-    return found[0] if len(found) == 1 else None
+    found = [pid for pid in _own_pids() if _comm(pid) == "dockerd" and _in_other_userns(pid)]
+    namespaces = {(_ns(pid, "user"), _ns(pid, "mnt")) for pid in found}
+    return found[0] if len(namespaces) == 1 else None
+
+
+def _ns(pid: int, kind: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return ""
 
 
 def _own_pids() -> list[int]:
