@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -163,13 +165,13 @@ def _attack(victim: User, attacker: User, locks: Path) -> dict:
     """`victim` holds GPU 0; `attacker` asks for both GPUs, then tries to take GPU 0 anyway."""
     holder = subprocess.Popen(["runuser", "-u", victim.name, "--", "env", f"PYTHONPATH={Path(__file__).parents[2]}",
                                victim.python, "-c", HOLD.replace("\n    ", "\n"), str(locks)],
-                              stdout=subprocess.PIPE, text=True, cwd="/")
+                              stdout=subprocess.PIPE, text=True, cwd="/", start_new_session=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "0"
         run = attacker.run([attacker.python, "-c", ATTACK.replace("\n    ", "\n"), str(locks)])
         return _json(run)
     finally:
-        holder.kill()
+        os.killpg(holder.pid, signal.SIGKILL)  # runuser and the holder it runs
         holder.wait()
 
 
