@@ -163,7 +163,7 @@ ATTACK = """
 
 def _attack(victim: User, attacker: User, locks: Path) -> dict:
     """`victim` holds GPU 0; `attacker` asks for both GPUs, then tries to take GPU 0 anyway."""
-    holder = subprocess.Popen(["runuser", "-u", victim.name, "--", "env", f"PYTHONPATH={Path(__file__).parents[2]}",
+    holder = subprocess.Popen(["runuser", "-u", victim.name, "--", "env", f"PYTHONPATH={victim.checkout}",
                                victim.python, "-c", HOLD.replace("\n    ", "\n"), str(locks)],
                               stdout=subprocess.PIPE, text=True, cwd="/", start_new_session=True)
     try:
