@@ -17,7 +17,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pair in dockerd:docker.io rootlesskit:rootlesskit newuidmap:uidmap mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs; do
+for pair in dockerd:docker.io rootlesskit:rootlesskit newuidmap:uidmap mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs /usr/bin/python3.11:python3.11; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
