@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "engine" / "domains
 
 from dpbox import env  # noqa: E402,F401
 from dpbox import candidate, threads, train  # noqa: E402
-from dpbox.job import CandidateJob  # noqa: E402
+from dpbox.protocol import CandidateJob  # noqa: E402
 
 
 def main(reference: str, job_json: str, candidate_file: str, out: str) -> None:

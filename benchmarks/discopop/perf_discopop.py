@@ -89,7 +89,7 @@ def host_train_seconds(domain: DiscoPopDomain, python: str) -> tuple[float, floa
         out = Path(scratch) / "out"
         out.mkdir()
         started = time.perf_counter()
-        command = [python, str(HOST_TRAIN), str(domain.inputs_dir), domain.job_json(validate=False), str(candidate), str(out)]
+        command = [python, str(HOST_TRAIN), str(domain.inputs_dir), domain.job(validate=False).to_json(), str(candidate), str(out)]
         line = subprocess.run(command, check=True, capture_output=True, text=True, env=HOST_ENV).stdout
         wall = time.perf_counter() - started
     figures = json.loads(line.strip().splitlines()[-1])

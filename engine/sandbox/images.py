@@ -4,9 +4,10 @@ Three tiers, each tagged by a hash of its inputs so that building twice is a loo
 - base: a Debian bookworm rootfs with python3 made by mmdebstrap, wrapped with a fixed image
   config and `docker load`ed, so the same packages always give the same image id
   (`docker import` would stamp the current time into the config);
-- runtime: sandbox_images/<name>/ (Dockerfile + requirements.txt), wheels downloaded on the
-  host with pip and installed in a two-stage `docker build --network none` (see
-  sandbox_images/README.md);
+- runtime: a recipe folder (Dockerfile + requirements.txt), wheels downloaded on the host with
+  pip and installed in a two-stage `docker build --network none` (see sandbox_images/README.md).
+  The engine's own runtimes are the folders of sandbox_images/; a domain that lives elsewhere
+  passes its own folder (`runtime(name, recipe=...)`), so a new runtime needs no edit here;
 - layer: a candidate's files copied onto a runtime image from a tiny in-memory context.
 """
 
@@ -166,33 +167,36 @@ class ImageBuilder:
                 raise ImageBuildError(f"docker load of the base image failed: {exc}") from exc
 
     # ---- runtime ---------------------------------------------------------------------------
-    def runtime_tag(self, name: str, base: str | None = None) -> str:
-        recipe = _recipe_files(name)
+    def runtime_tag(self, name: str, base: str | None = None, *, recipe: Path | None = None) -> str:
+        files = _recipe_files(name, recipe)
         base_id = self.image_id(base or self.base())
-        parts = [f"{p}\0".encode() + data for p, data in sorted(recipe.items())]
+        parts = [f"{p}\0".encode() + data for p, data in sorted(files.items())]
         return f"evobox/runtime-{name}:{_sha(base_id, *parts)[:16]}"
 
-    def runtime(self, name: str) -> str:
-        """The runtime image of sandbox_images/<name>/, built if its tag is missing."""
+    def runtime(self, name: str, *, recipe: Path | None = None) -> str:
+        """The runtime image `name` of the folder `recipe` (default: sandbox_images/<name>/),
+        built if its tag is missing."""
+        _check_kind(f"runtime-{name}")
         base = self.base()
-        tag = self.runtime_tag(name, base)
+        tag = self.runtime_tag(name, base, recipe=recipe)
         if self.exists(tag):
             return tag
-        recipe = _recipe_files(name)
-        if "requirements.txt" not in recipe:
-            raise ImageBuildError(f"sandbox_images/{name}/requirements.txt is missing")
-        _check_stages(name, recipe["Dockerfile"].decode())
+        folder = _recipe_dir(name, recipe)
+        files = _recipe_files(name, recipe)
+        if "requirements.txt" not in files:
+            raise ImageBuildError(f"{folder}/requirements.txt is missing")
+        _check_stages(folder, files["Dockerfile"].decode())
         with tempfile.TemporaryDirectory(prefix=f"evobox-rt-{name}-") as tmp:
             wheels = Path(tmp) / "wheels"
             self._progress(f"runtime {name}: downloading wheels on the host")
-            _pip_download(["-r", str(images_dir() / name / "requirements.txt")], wheels)
+            _pip_download(["-r", str(folder / "requirements.txt")], wheels)
             tools = Path(tmp) / "tools"
             _pip_download(["pip"], tools, no_deps=True)
             wheel_set = _sha(*(f"{w.name}:{_file_sha256(w)}" for w in sorted(wheels.glob("*.whl"))))
             context = Path(tmp) / "context.tar"
             with tarfile.open(context, "w") as tar:
                 labels = {"evobox.kind": f"runtime-{name}", "evobox.tier": "runtime", "evobox.wheels": wheel_set[:16]}
-                for rel, data in sorted(recipe.items()):
+                for rel, data in sorted(files.items()):
                     _add_bytes(tar, rel, data + _label_line(labels) if rel == "Dockerfile" else data)
                 for whl in sorted(wheels.glob("*.whl")):
                     tar.add(whl, arcname=f"wheels/{whl.name}")
@@ -209,8 +213,7 @@ class ImageBuilder:
 
         Tagged evobox/<kind>:<hash of parent id, files and labels>: the same inputs are a lookup.
         """
-        if not _KIND_RE.match(kind):
-            raise ValueError(f"bad image kind {kind!r} (lowercase letters, digits, . _ -)")
+        _check_kind(kind)
         clean = {_safe_relpath(p): data for p, data in files.items()}
         all_labels = {"evobox.kind": kind, "evobox.tier": "layer", **labels}
         parent_id = self.image_id(parent)
@@ -259,12 +262,17 @@ class ImageBuilder:
 _FROM_RE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 
 
-def _check_stages(name: str, dockerfile: str) -> None:
+def _check_kind(kind: str) -> None:
+    if not _KIND_RE.match(kind):
+        raise ValueError(f"bad image kind {kind!r} (lowercase letters, digits, . _ -)")
+
+
+def _check_stages(folder: Path, dockerfile: str) -> None:
     """Every stage must start FROM ${BASE} or an earlier stage: anything else would be a pull."""
     stages: set[str] = set()
     for image, alias in _FROM_RE.findall(dockerfile):
         if image not in ("${BASE}", "$BASE") and image.lower() not in stages:
-            raise ImageBuildError(f"sandbox_images/{name}/Dockerfile: FROM {image} would need a registry; "
+            raise ImageBuildError(f"{folder}/Dockerfile: FROM {image} would need a registry; "
                                   "use FROM ${BASE} (see sandbox_images/README.md)")
         if alias:
             stages.add(alias.lower())
@@ -318,11 +326,15 @@ def _parents(paths: Iterable[str]) -> set[str]:
     return {str(parent) for p in paths for parent in PurePosixPath(p).parents if str(parent) != "."}
 
 
-def _recipe_files(name: str) -> dict[str, bytes]:
-    """The files of sandbox_images/<name>/ that define the image (not downloaded wheels)."""
-    root = images_dir() / name
+def _recipe_dir(name: str, recipe: Path | None) -> Path:
+    return recipe if recipe is not None else images_dir() / name
+
+
+def _recipe_files(name: str, recipe: Path | None = None) -> dict[str, bytes]:
+    """The files of the recipe folder that define the image (not downloaded wheels)."""
+    root = _recipe_dir(name, recipe)
     if not (root / "Dockerfile").is_file():
-        raise SandboxError(f"no runtime recipe sandbox_images/{name}/Dockerfile")
+        raise SandboxError(f"no runtime recipe {root}/Dockerfile")
     files: dict[str, bytes] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()

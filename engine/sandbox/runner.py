@@ -23,6 +23,7 @@ container).
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 import stat
@@ -45,14 +46,15 @@ from engine.sandbox.errors import OutFileError, SandboxError
 from engine.sandbox.gpu import NO_GPU, GpuLease, GpuLeaser
 from engine.sandbox.limits import SandboxLimits, human_size
 from engine.sandbox import owner
-from engine.sandbox.naming import Stage, WorkSpec
+from engine.sandbox.naming import ContainerSpec, Stage
 from engine.sandbox.outfs import OutFs, reap_outfs
 from engine.sandbox.reaper import RunLock, check_run_id, reap, remove_container
 from engine.sandbox.seccomp import profile_json
 from engine.sandbox.streams import Stream, StreamTails
 from engine.sandbox.uids import lease_uid
 
-__all__ = ["Mount", "OutFileError", "RunResult", "Sandbox", "SandboxError", "Stage", "read_out_file"]
+__all__ = ["ContainerSpec", "Mount", "OutFileError", "Outcome", "RunResult", "Sandbox", "SandboxError", "Stage",
+           "read_out_file"]
 
 log = structlog.get_logger()
 
@@ -72,6 +74,18 @@ class Mount:
     read_only: bool = True
 
 
+class Outcome(str, enum.Enum):
+    """How a container's run ended, in the order they are decided: a killed run is a timeout
+    whatever its exit code, a run the kernel killed for memory is OOM, a clean exit whose /out
+    broke a cap (or could not be read back) is refused, any other non-zero exit crashed."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"  # the engine's (or the init's) deadline killed it
+    OOM = "oom"  # the memory cgroup killed it
+    OUTPUT_REFUSED = "output-refused"  # /out over a cap, or unreadable: nothing of it is kept (fail closed)
+    CRASHED = "crashed"  # exited non-zero
+
+
 @dataclass
 class RunResult:
     """What one run produced. `out_files` lists regular files only (no symlinks, FIFOs)."""
@@ -88,18 +102,31 @@ class RunResult:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
     @property
+    def outcome(self) -> Outcome:
+        if self.timed_out:
+            return Outcome.TIMEOUT
+        if self.oom_killed:
+            return Outcome.OOM
+        if self.out_overflow:
+            return Outcome.OUTPUT_REFUSED
+        if self.exit_code != 0:
+            return Outcome.CRASHED
+        return Outcome.OK
+
+    @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.oom_killed and self.out_overflow is None
+        return self.outcome is Outcome.OK
 
     def failure_reason(self) -> str:
         """One line for the archive and the repair prompt; '' when the run was ok."""
-        if self.timed_out:
+        outcome = self.outcome
+        if outcome is Outcome.TIMEOUT:
             return f"timed out after {self.limits.timeout_s:g}s"
-        if self.oom_killed:
+        if outcome is Outcome.OOM:
             return f"out of memory ({human_size(self.limits.memory_bytes)})"
-        if self.out_overflow:
-            return self.out_overflow
-        if self.exit_code != 0:
+        if outcome is Outcome.OUTPUT_REFUSED:
+            return self.out_overflow or ""
+        if outcome is Outcome.CRASHED:
             lines = [ln for ln in self.stderr_tail.splitlines() if ln.strip()]
             return f"exit {self.exit_code}: {lines[-1].strip()[:300] if lines else '(no stderr)'}"
         return ""
@@ -146,9 +173,9 @@ class Sandbox:
         reap(self._client, self._lock_dir)
         reap_outfs(self._lock_dir, self.engine)
 
-    def work(self, stage: Stage, candidate_id: str | None = None) -> WorkSpec:
+    def work(self, stage: Stage, candidate_id: str | None = None) -> ContainerSpec:
         """Name and labels of this run's work (`labels()` also labels candidate images)."""
-        return WorkSpec(run_id=self.run_id, owner=self.owner, stage=stage, candidate_id=candidate_id)
+        return ContainerSpec(run_id=self.run_id, owner=self.owner, stage=stage, candidate_id=candidate_id)
 
     def run(self, image: str, command: list[str], *, limits: SandboxLimits = SandboxLimits(),
             out_dir: Path | None = None, in_dir: Path | None = None, mounts: Sequence[Mount] = (),

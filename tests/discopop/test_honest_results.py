@@ -4,10 +4,12 @@ CandidateFailure with a reason, never as an engine error that would stop the run
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from engine.domains.discopop.dpbox.protocol import BoxStatus
 from engine.search.candidate import Status
 from tests.discopop.conftest import failure
 
@@ -26,7 +28,8 @@ OK = RESULT.format(text='{"status": "ok"}')
 
 HOSTILE = {
     "result_is_a_list": (RESULT.format(text="[]"), r"result.json is malformed at the top level"),
-    "status_invalid_without_reason": (RESULT.format(text='{"status": "invalid"}'), r"^validity tests failed$"),
+    "status_rejected_without_reason": (RESULT.format(text=json.dumps({"status": BoxStatus.REJECTED.value})),
+                                       r"^validity tests failed$"),
     "unknown_status": (RESULT.format(text='{"status": "great"}'), r"result.json is malformed at status"),
     "nested_deep": (RESULT.format(text="[" * 100_000 + "]" * 100_000), r"nests deeper than"),
     "nan_timings": (RESULT.format(text='{"status": "ok", "timings": {"x": NaN}}'), r"is not valid JSON"),

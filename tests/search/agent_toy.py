@@ -31,7 +31,7 @@ from engine.search.settle import settle_grant
 from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import toy_config
-from tests.search.toy_domain import ToyConfig, ToyDomain
+from tests.third_domain.domain import ToyConfig, ToyDomain
 from tests.support.scripted_llm import Reply, ScriptedLLM
 
 PROVOKE = "PROVOKE"  # code holding this word gets HTTP 500 for its agent calls from the upstream

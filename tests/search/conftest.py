@@ -21,7 +21,7 @@ from engine.search.domain import RunContext
 from engine.search.loop import Search
 from engine.search.observer import Observer
 from engine.search.stop import Stopper, StopReason
-from tests.search.toy_domain import ToyConfig, ToyDomain
+from tests.third_domain.domain import ToyConfig, ToyDomain
 from tests.support.scripted_llm import ScriptedLLM
 
 

@@ -11,7 +11,7 @@ from engine.search.candidate import Status
 from engine.search.pipeline import MAX_ASSISTANT_CHARS
 from engine.search.stop import StopReason
 from tests.search.conftest import ToyRunner, proposal, square, user_messages
-from tests.search.toy_domain import BASELINES
+from tests.third_domain.domain import BASELINES
 from tests.support.scripted_llm import Reply, ScriptedLLM
 
 BAD_REPLIES = {

@@ -26,7 +26,7 @@ from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-DOMAIN = "tests.search.toy_domain:ToyDomain"
+DOMAIN = "tests.third_domain.domain:ToyDomain"
 
 
 def _distinct(body: dict) -> str:

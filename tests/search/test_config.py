@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.config import ConfigError, RunConfig, load_config
 from engine.search.rundir import load_saved_config, save_config
-from tests.search.toy_domain import ToyConfig
+from tests.third_domain.domain import ToyConfig
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -78,7 +78,7 @@ def test_overrides_win_and_the_resolved_config_round_trips(tmp_path: Path) -> No
 
 
 def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["search", "tests.search.toy_domain:ToyDomain", "--config",
+    result = CliRunner().invoke(app, ["search", "tests.third_domain.domain:ToyDomain", "--config",
                                       str(_write(tmp_path, "[search]\nbogus = 1\n"))])
     assert result.exit_code == 2
     assert "search.bogus: unknown key" in result.output

@@ -16,7 +16,7 @@ from engine.search.runner import run_search
 from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import toy_config
 
-DOMAIN = "tests.search.toy_domain:ToyDomain"
+DOMAIN = "tests.third_domain.domain:ToyDomain"
 
 
 def _existing_run(tmp_path: Path, domain_table: dict) -> Path:

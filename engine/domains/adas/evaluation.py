@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adas import Task, spec_for
+from engine.domains import kit
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
 from engine.llm.usage import Usage
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.results import ResultModel, read_result
-from engine.sandbox.runner import RunResult, Stage
+from engine.sandbox.results import ResultModel
+from engine.sandbox.runner import Stage
 from engine.search.candidate import CandidateFailure, Status
 from engine.search.domain import CandidateContext
 from engine.search.settle import settle_grant
@@ -34,16 +35,6 @@ def budget_spent(calls: int, tokens: int, config: AdasConfig, questions: int) ->
         return (f"{tokens:,} of {max_tokens:,} agent LLM tokens ({config.llm_tokens_per_question:,} per question "
                 f"x {questions} questions) were used up")
     return None
-
-
-def failure_of(result: RunResult, what: str, limits: SandboxLimits) -> CandidateFailure:
-    """The candidate's failure for a container that did not finish cleanly."""
-    if result.timed_out:
-        return CandidateFailure(Status.TIMEOUT, f"{what}: {result.failure_reason()}")
-    if result.oom_killed:
-        return CandidateFailure(Status.OOM, f"{what}: {result.failure_reason()}")
-    return CandidateFailure(Status.FAILED, f"{what}: {result.failure_reason()}",
-                            {"stderr_tail": result.stderr_tail[-2000:]})
 
 
 class SelftestReport(ResultModel):
@@ -72,8 +63,7 @@ class CandidateRun:
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
         self.ctx.stage("build")
-        image = self.ctx.run.images.layer(self.runtime, box_files(self.code), kind=LAYER_KIND,
-                                          labels=self.ctx.run.sandbox.work(Stage.BUILD, self.ctx.candidate_id).labels())
+        image = kit.candidate_image(self.ctx, self.runtime, box_files(self.code), kind=LAYER_KIND)
         in_dir = self._write_inputs(tasks)
         self.ctx.stage("test")
         self._selftest(image, in_dir)
@@ -104,12 +94,10 @@ class CandidateRun:
         limits = self._limits(SELFTEST_TRIES * c.selftest_questions * c.selftest_timeout_s + STARTUP_S)
         out_dir = self.dir / "selftest_out"
         out_dir.mkdir(parents=True, exist_ok=True)
-        result = self.ctx.run.sandbox.run(image, [*HARNESS, "selftest"], limits=limits, in_dir=in_dir,
-                                          out_dir=out_dir, stage=Stage.SELFTEST, candidate_id=self.ctx.candidate_id)
-        (self.dir / "selftest.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
-        if not result.ok:
-            raise failure_of(result, "unit test", limits)
-        report = read_result(out_dir, "selftest.json", SelftestReport, max_bytes=SELFTEST_MAX_BYTES, what="unit test")
+        result = kit.run_stage(self.ctx, image, [*HARNESS, Stage.SELFTEST.value], stage=Stage.SELFTEST, limits=limits,
+                               in_dir=in_dir, out_dir=out_dir)
+        report = kit.collect(result, out_dir, "selftest.json", SelftestReport, max_bytes=SELFTEST_MAX_BYTES,
+                             what="unit test").require()
         if not report.ok:
             raise CandidateFailure(Status.FAILED, f"unit test: {report.reason}"[:500])
 
@@ -124,18 +112,15 @@ class CandidateRun:
         # the grant is revoked when the block ends, however it ends: its token dies with this evaluation
         with run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
                                max_calls=max_calls, max_tokens=max_tokens) as grant:
-            result = run.sandbox.run(image, [*HARNESS, "evaluate"], limits=limits, in_dir=in_dir, out_dir=out_dir,
-                                     mounts=[grant.mount], env=grant.env, stage=Stage.EVALUATE,
-                                     candidate_id=self.ctx.candidate_id)
-        (self.dir / "evaluate.log").write_text(result.stdout_tail + result.stderr_tail, encoding="utf-8")
+            result = kit.run_stage(self.ctx, image, [*HARNESS, Stage.EVALUATE.value], stage=Stage.EVALUATE,
+                                   limits=limits, in_dir=in_dir, out_dir=out_dir, mounts=[grant.mount], env=grant.env)
         usage = self.usage = run.gateway.usage(grant.token)
         self.budget_spent = budget_spent(usage.calls, usage.total_tokens, c, questions)
         self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         settle_grant(run.gateway, grant.token)  # an outage or a spent run budget is not the agent's failure
-        if not result.ok:
-            raise failure_of(result, "evaluation", limits)
-        report = read_result(out_dir, "answers.json", AnswersReport, max_bytes=ANSWERS_MAX_BYTES, what="evaluation")
+        report = kit.collect(result, out_dir, "answers.json", AnswersReport, max_bytes=ANSWERS_MAX_BYTES,
+                             what="evaluation").require()
         if report.load_error:
             raise CandidateFailure(Status.INVALID, report.load_error[:300])
         return report.answers

@@ -22,6 +22,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.naming import ARTIFACT_LABEL
 from engine.sandbox.runner import Mount, Sandbox, Stage
 
 
@@ -55,7 +56,7 @@ def ensure(build: ArtifactBuild, root: Path, sandbox: Sandbox, image: str, limit
         work = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=root))
         try:
             result = sandbox.run(image, build.command, limits=limits, out_dir=work, mounts=build.mounts,
-                                 labels={"evobox.artifact": build.kind}, stage=Stage.ARTIFACT)
+                                 labels={ARTIFACT_LABEL: build.kind}, stage=Stage.ARTIFACT)
             if not result.ok:
                 raise ArtifactError(f"building the {build.kind} artifact failed: {result.failure_reason()}")
             (work / "done.json").write_text(json.dumps(build.settings, sort_keys=True))

@@ -14,14 +14,9 @@ from dataclasses import asdict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.domains.discopop.dpbox.protocol import Setting
 from engine.domains.discopop.dpbox.proxy_spec import ProxySpec
 from engine.sandbox.limits import SandboxLimits, parse_size
-
-
-class Setting(str, enum.Enum):
-    PROXY = "proxy"  # tiny GPT-2, exact lexicon reward, CPU
-    IMDB = "imdb"  # HF causal LM policy, classifier reward model, reward vs KL
-    JUDGE = "judge"  # HF chat model, answers judged 1-10 by an LLM through the gateway
 
 
 class Scheduler(str, enum.Enum):

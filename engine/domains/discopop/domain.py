@@ -17,18 +17,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.domains import kit
 from engine.domains.discopop import baselines, fitness, layers, plots, prompts, static
 from engine.domains.discopop.artifacts import ArtifactBuild, ArtifactError, ensure
 from engine.domains.discopop.mountable import mountable
 from engine.domains.discopop.config import DiscoPopConfig, Setting
-from engine.domains.discopop.dpbox.job import run_key
+from engine.domains.discopop.dpbox.protocol import BoxStatus, CandidateJob, ModelKind, ModelSpec, TrainSpec, run_key
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.settle import settle_grant
-from engine.domains.discopop.results import EvalReport, TrainReport, TrainStatus
+from engine.domains.discopop.results import EvalReport, TrainReport
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.results import copy_result_file, list_result_dir, read_result
-from engine.sandbox.runner import Mount, RunResult, Stage
+from engine.sandbox.results import copy_result_file, list_result_dir
+from engine.sandbox.runner import Mount, Stage
 from engine.task_secret import TaskSecret
 
 RESULT_MAX = 4 * 1024 * 1024
@@ -147,30 +148,24 @@ class DiscoPopDomain(Domain):
         returns the container's report or raises CandidateFailure."""
         self.inputs_dir  # noqa: B018 - raises when prepare has not run
         ctx.stage("build")
-        labels = ctx.run.sandbox.work(Stage.BUILD, ctx.candidate_id).labels()
-        image = ctx.run.images.layer(self._runtime, layers.candidate_files(code), kind="discopop-candidate", labels=labels)
+        image = kit.candidate_image(ctx, self._runtime, layers.candidate_files(code), kind="discopop-candidate")
         ctx.stage("train")
         return self._train(image, ctx, validate)
 
-    def job_json(self, validate: bool = True) -> str:
-        """The candidate container's job (also used by tests and benchmarks)."""
+    def job(self, validate: bool = True) -> CandidateJob:
+        """The candidate container's job (also used by tests and benchmarks); it crosses the
+        boundary as `job.to_json()`."""
         training = self.config.training
         proxy = self.config.setting is Setting.PROXY
-        job = {
-            "train": {
-                "betas": self.config.betas, "seeds": self.config.seeds, "learning_rate": training.learning_rate,
-                "batch_size": training.batch_size, "epochs": training.epochs, "max_pairs": training.max_pairs,
-                "warmup_ratio": training.warmup_ratio, "lr_scheduler": training.lr_scheduler.value,
-                "bf16": training.bf16, "gradient_checkpointing": training.gradient_checkpointing,
-                "max_length": training.max_length, "grad_accum": training.grad_accum,
-                "use_cpu": self.config.train_limits.gpus == 0, "save_weights": True,
-            },
-            "model": {"kind": "proxy" if proxy else "hf", "path": "/in" if proxy else POLICY_MOUNT,
-                      "pairs_path": "/in/pairs.jsonl"},
-            "validate": validate,
-            "validity_betas": self.config.betas,
-        }
-        return json.dumps(job, sort_keys=True)
+        train = TrainSpec(
+            betas=self.config.betas, seeds=self.config.seeds, learning_rate=training.learning_rate,
+            batch_size=training.batch_size, epochs=training.epochs, max_pairs=training.max_pairs,
+            warmup_ratio=training.warmup_ratio, lr_scheduler=training.lr_scheduler.value, bf16=training.bf16,
+            gradient_checkpointing=training.gradient_checkpointing, max_length=training.max_length,
+            grad_accum=training.grad_accum, use_cpu=self.config.train_limits.gpus == 0, save_weights=True)
+        model = ModelSpec(kind=ModelKind.PROXY if proxy else ModelKind.HF, path="/in" if proxy else POLICY_MOUNT,
+                          pairs_path="/in/pairs.jsonl")
+        return CandidateJob(train=train, model=model, validate=validate, validity_betas=self.config.betas)
 
     def _model_mounts(self, *names: str) -> list[Mount]:
         targets = {"policy": POLICY_MOUNT, "reward": REWARD_MOUNT, "questions": "/questions.jsonl"}
@@ -179,25 +174,20 @@ class DiscoPopDomain(Domain):
     def _train(self, image: str, ctx: CandidateContext, validate: bool = True) -> dict[str, Any]:
         out = ctx.candidate_dir / "train"
         limits = self.config.train_limits.sandbox(self._base_limits)
-        result = ctx.run.sandbox.run(image, ["python", "-m", "dpbox.run_candidate", self.job_json(validate)],
-                                     limits=limits, out_dir=out, in_dir=self.inputs_dir, mounts=self._model_mounts("policy"),
-                                     stage=Stage.TRAIN, candidate_id=ctx.candidate_id)
-        _save_logs(ctx.candidate_dir, "train", result)
-        try:
-            report = read_result(out, "result.json", TrainReport, max_bytes=RESULT_MAX, what="training")
-        except CandidateFailure:
-            if not result.ok:  # a killed or crashed trainer explains a missing or torn result better
-                raise _run_failure(result, "training", None) from None
-            raise
+        result = kit.run_stage(ctx, image, ["python", "-m", "dpbox.run_candidate", self.job(validate).to_json()],
+                               stage=Stage.TRAIN, limits=limits, out_dir=out, in_dir=self.inputs_dir,
+                               mounts=self._model_mounts("policy"))
+        collected = kit.collect(result, out, "result.json", TrainReport, max_bytes=RESULT_MAX, what="training")
+        report = collected.readable()  # the trainer's own word on why it stopped beats its exit
         partial = report.model_dump(mode="json")
-        if report.status is TrainStatus.RUNNING:
-            raise _run_failure(result, "training", partial)
-        if report.status is TrainStatus.INVALID:
+        if report.status is BoxStatus.RUNNING:
+            raise collected.failure(partial)
+        if report.status is BoxStatus.REJECTED:
             raise CandidateFailure(Status.FAILED, report.reason or "validity tests failed", {"validity": report.validity})
-        if report.status is TrainStatus.FAILED:
+        if report.status is BoxStatus.FAILED:
             raise CandidateFailure(Status.FAILED, report.reason or "training failed", {"training": report.runs})
         if not result.ok:
-            raise _run_failure(result, "training", partial)
+            raise collected.failure(partial)
         return partial
 
     def _collect_weights(self, train_out: Path, target: Path) -> Path:
@@ -223,10 +213,10 @@ class DiscoPopDomain(Domain):
     def eval_request(self, keys: list[str]) -> dict[str, Any]:
         hf = self.config.hf
         if self.config.setting is Setting.PROXY:
-            return {"kind": "proxy", "reference_dir": f"{REF_MOUNT}/{layers.ARTIFACT_TRAIN}",
+            return {"kind": ModelKind.PROXY.value, "reference_dir": f"{REF_MOUNT}/{layers.ARTIFACT_TRAIN}",
                     "eval_dir": f"{REF_MOUNT}/{layers.ARTIFACT_EVAL}", "weights_dir": "/in", "keys": keys,
                     "proxy": self.config.proxy_spec_json(), "out_dir": "/out"}
-        return {"kind": "hf", "setting": self.config.setting.value, "reference_dir": POLICY_MOUNT, "weights_dir": "/in",
+        return {"kind": ModelKind.HF.value, "setting": self.config.setting.value, "reference_dir": POLICY_MOUNT, "weights_dir": "/in",
                 "keys": keys, "prompts": "/questions.jsonl" if self.config.setting is Setting.JUDGE
                 else f"{REF_MOUNT}/{layers.ARTIFACT_EVAL}/eval_prompts.jsonl",
                 "reward_dir": REWARD_MOUNT, "reward_label": hf.reward_label, "max_new_tokens": hf.max_new_tokens,
@@ -248,22 +238,19 @@ class DiscoPopDomain(Domain):
             mounts.append(grant.mount)
             env.update(grant.env)
         try:
-            result = ctx.run.sandbox.run(self._task_image, ["python", "-m", "dpbox.evaluate", json.dumps(self.eval_request(keys))],
-                                         limits=self.config.eval_limits.sandbox(self._base_limits), out_dir=out,
-                                         in_dir=weights, mounts=mounts, env=env, stage=Stage.SCORE,
-                                         candidate_id=ctx.candidate_id)
+            result = kit.run_stage(ctx, self._task_image, ["python", "-m", "dpbox.evaluate", json.dumps(self.eval_request(keys))],
+                                   stage=Stage.SCORE, limits=self.config.eval_limits.sandbox(self._base_limits),
+                                   out_dir=out, in_dir=weights, mounts=mounts, env=env)
         finally:
             if grant is not None:
                 ctx.run.gateway.revoke(grant.token)
-        _save_logs(ctx.candidate_dir, "eval", result)
         if grant is not None:  # the judge's outage, or the run's budget spent, is not the policy's failure
             settle_grant(ctx.run.gateway, grant.token)
         # The evaluator holds no candidate code, but it runs the candidate's trained policy: a
         # timeout, OOM or crash of that container is the policy's doing. Docker breaking raises
         # from sandbox.run instead, and an outage of the judge is settled with the grant above.
-        if not result.ok:
-            raise _run_failure(result, "evaluation of the trained policy", None)
-        report = read_result(out, "eval.json", EvalReport, max_bytes=RESULT_MAX, what="evaluation of the trained policy")
+        report = kit.collect(result, out, "eval.json", EvalReport, max_bytes=RESULT_MAX,
+                             what="evaluation of the trained policy").require()
         return {key: score.model_dump(exclude_none=True) for key, score in report.scores.items()}
 
     def report_extras(self, archive: list[Mapping[str, Any]], out_dir: Path) -> list[Path]:
@@ -281,16 +268,3 @@ def resolve_source(value: str, cache: Path, repo_type: str) -> Path:
     except ImportError:
         raise ArtifactError(f"{value!r} is not a local path, and huggingface_hub is not installed to fetch it") from None
     return mountable(Path(snapshot_download(value, repo_type=repo_type, cache_dir=str(cache))), cache)
-
-
-def _save_logs(candidate_dir: Path, stage: str, result: RunResult) -> None:
-    (candidate_dir / f"{stage}.stdout.log").write_text(result.stdout_tail)
-    (candidate_dir / f"{stage}.stderr.log").write_text(result.stderr_tail)
-
-
-def _run_failure(result: RunResult, stage: str, report: dict[str, Any] | None) -> CandidateFailure:
-    if result.timed_out:
-        return CandidateFailure(Status.TIMEOUT, f"{stage} {result.failure_reason()}", {"partial": report})
-    if result.oom_killed:
-        return CandidateFailure(Status.OOM, f"{stage} {result.failure_reason()}", {"partial": report})
-    return CandidateFailure(Status.FAILED, f"{stage} crashed: {result.failure_reason() or 'no result written'}", {"partial": report})

@@ -10,7 +10,7 @@ import math
 import statistics
 from typing import Any
 
-from engine.domains.discopop.dpbox.job import run_key
+from engine.domains.discopop.dpbox.protocol import run_key
 
 
 class MissingScores(Exception):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 BOX_DIR = Path(__file__).with_name("dpbox")
 CANDIDATE_FILE = "candidate_loss.py"  # same name as dpbox.candidate.CANDIDATE_FILE (that module imports torch)
-SHARED = ("__init__.py", "env.py", "job.py", "threads.py", "lm.py")
+SHARED = ("__init__.py", "env.py", "protocol.py", "threads.py", "lm.py")
 CANDIDATE_ONLY = ("candidate.py", "test_validity.py", "train.py", "run_candidate.py")
 TASK_ONLY = ("proxy_spec.py", "reward.py", "lexicon.py", "sampling.py", "reference.py", "evaluate.py", "hf_data.py",
              "hf_eval.py", "judge.py")

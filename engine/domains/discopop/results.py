@@ -7,27 +7,20 @@ candidate code) but its numbers are measured on the candidate's trained policy.
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 from pydantic import Field
 
+from engine.domains.discopop.dpbox.protocol import BoxStatus
 from engine.sandbox.results import ResultModel
 
 JUDGE_MIN, JUDGE_MAX = 1.0, 10.0  # the judge prompt's rating scale
 
 
-class TrainStatus(str, enum.Enum):
-    RUNNING = "running"  # written first: left as is, the trainer was killed
-    OK = "ok"
-    INVALID = "invalid"  # a validity test failed
-    FAILED = "failed"  # training raised or diverged
-
-
 class TrainReport(ResultModel):
     """/out/result.json of the candidate container (dpbox.run_candidate)."""
 
-    status: TrainStatus
+    status: BoxStatus
     reason: str | None = Field(None, max_length=2_000)
     runs: list[dict[str, Any]] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ import torch
 
 from . import lm, reward, sampling, threads
 from .lexicon import Lexicon
+from .protocol import ModelKind
 from .proxy_spec import ProxySpec
 from .reference import random_prompt
 
@@ -78,7 +79,7 @@ def main(request: dict) -> None:
     started = time.perf_counter()
     threads.configure_torch()
     out = Path(request["out_dir"])
-    if request["kind"] == "proxy":
+    if ModelKind(request["kind"]) is ModelKind.PROXY:
         scores = evaluate_proxy(Path(request["reference_dir"]), Path(request["eval_dir"]), Path(request["weights_dir"]),
                                 request["keys"], ProxySpec(**request["proxy"]))
     else:

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from .protocol import Setting
+
 
 def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -106,7 +108,7 @@ def evaluate(request: dict) -> dict:
         tokenizer.pad_token = tokenizer.eos_token
     reference = AutoModelForCausalLM.from_pretrained(reference_dir, dtype=dtype).to(_device()).eval()
     prompts = [json.loads(line)["prompt"] for line in Path(request["prompts"]).read_text().splitlines() if line.strip()]
-    reward = RewardModel(Path(request["reward_dir"]), request["reward_label"]) if request["setting"] == "imdb" else None
+    reward = RewardModel(Path(request["reward_dir"]), request["reward_label"]) if Setting(request["setting"]) is Setting.IMDB else None
     scores: dict = {}
     if reward is not None:
         scores["reference"] = score_policy(reference, reference, tokenizer, prompts, request, reward)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from . import candidate, threads
-from .job import CandidateJob
+from .protocol import BoxStatus, CandidateJob
 
 OUT = Path(os.environ.get("EVOBOX_OUT", "/out"))
 RESULT_FILE = "result.json"
@@ -65,7 +65,7 @@ def write_result(result: dict) -> None:
 def main(job_json: str, candidate_path: Path) -> int:
     job = CandidateJob.from_json(job_json)
     started = time.perf_counter()
-    result: dict = {"status": "running", "reason": None, "threads": threads.configure_torch(), "runs": [], "timings": {}}
+    result: dict = {"status": BoxStatus.RUNNING.value, "reason": None, "threads": threads.configure_torch(), "runs": [], "timings": {}}
     write_result(result)
     if job.validate:
         collector = run_validity(job, candidate_path)
@@ -73,7 +73,7 @@ def main(job_json: str, candidate_path: Path) -> int:
         result["timings"]["validity_s"] = round(time.perf_counter() - started, 3)
         if collector.failures:
             first = collector.failures[0]
-            result.update(status="invalid", reason=f"validity test {first['test']}: {first['reason']}")
+            result.update(status=BoxStatus.REJECTED.value, reason=f"validity test {first['test']}: {first['reason']}")
             write_result(result)
             return 0
     from . import train  # heavy imports only once the loss is known to be sane
@@ -90,12 +90,12 @@ def main(job_json: str, candidate_path: Path) -> int:
     try:
         train.train_all(job.train, job.model, loss, weights, Path(tempfile.mkdtemp(prefix="evobox-train-")), record)
     except (train.NonFiniteLossError, train.LossShapeError) as error:
-        result.update(status="failed", reason=str(error))
+        result.update(status=BoxStatus.FAILED.value, reason=str(error))
     except Exception as error:  # the candidate's code raised inside training: a result, not a crash
         first_line = str(error).splitlines()[0] if str(error) else ""
-        result.update(status="failed", reason=f"training crashed: {type(error).__name__}: {first_line}"[:300])
+        result.update(status=BoxStatus.FAILED.value, reason=f"training crashed: {type(error).__name__}: {first_line}"[:300])
     else:
-        result["status"] = "ok"
+        result["status"] = BoxStatus.OK.value
     result["timings"]["train_s"] = round(time.perf_counter() - training_started, 3)
     result["timings"]["total_s"] = round(time.perf_counter() - started, 3)
     write_result(result)

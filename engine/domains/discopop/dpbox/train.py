@@ -22,7 +22,7 @@ from trl import DPOConfig, DPOTrainer
 
 from . import lm
 from .candidate import LossFn
-from .job import ModelSpec, TrainSpec, run_key
+from .protocol import ModelKind, ModelSpec, TrainSpec, run_key
 
 _NON_MODEL_KEYS = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps"}
 
@@ -99,7 +99,7 @@ class ModelSource:
     def __init__(self, spec: ModelSpec, train: TrainSpec):
         self.spec = spec
         self.train = train
-        if spec.kind == "proxy":
+        if spec.kind is ModelKind.PROXY:
             self._reference, self.tokenizer = lm.load_reference(Path(spec.path))
         else:
             from transformers import AutoTokenizer

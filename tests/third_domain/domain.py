@@ -1,9 +1,13 @@
-"""A toy domain for the loop's tests: candidates define `f(x)`; fitness is how close f is to x**2
-on a few points (minus the squared error, so 0 is perfect).
+"""A toy domain for the loop's tests, and the proof that a third domain is one package: it lives
+out of the engine's tree, is run as `module:Class` (tests.third_domain.domain:ToyDomain), keeps
+its image recipe (image/) and its in-container code (toy_box.py) here, and takes labels, names,
+logs, result reading and failure mapping from the domain kit (engine.domains.kit). No file
+under engine/, sandbox_images/, benchmarks/ or pyproject.toml names it.
 
-Two evaluation modes: in-process (fast loop tests) and in a real container on the base image
-(resume/SIGKILL tests: the container is what must not be orphaned). Every evaluation start and
-end is appended to <run_dir>/evaluations.log so tests can count them.
+Candidates define `f(x)`; fitness is how close f is to x**2 on a few points (minus the squared
+error, so 0 is perfect). Two evaluation modes: in-process (fast loop tests) and in a real
+container of its own runtime (resume/SIGKILL tests: the container is what must not be orphaned).
+Every evaluation start and end is appended to <run_dir>/evaluations.log so tests can count them.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import enum
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.sandbox.runner import read_out_file
+from engine.domains import kit
+from engine.sandbox.results import ResultModel
+from engine.sandbox.runner import Stage
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
 
@@ -28,15 +34,17 @@ BASELINES = [
     Proposal(name="Identity", thought="Return x unchanged.", code="def f(x):\n    return x\n"),
 ]
 
-_CONTAINER_SCRIPT = """
-import json, sys, time
-sys.path.insert(0, "/in")
-time.sleep(float(sys.argv[1]))
-import candidate
-values = [candidate.f(x) for x in json.loads(sys.argv[2])]
-with open("/out/values.json", "w") as handle:
-    json.dump(values, handle)
-"""
+HERE = Path(__file__).resolve().parent
+RECIPE = HERE / "image"  # the toy's runtime recipe: Dockerfile + requirements.txt
+RUNTIME = "toy"
+LAYER_KIND = "toy-candidate"
+VALUES_MAX_BYTES = 1 << 20
+
+
+class Values(ResultModel):
+    """/out/values.json of the toy's container: f at each x, as the candidate returned them."""
+
+    values: list[Any]
 
 
 class Mode(str, enum.Enum):
@@ -59,7 +67,7 @@ class ToyDomain(Domain):
 
     def __init__(self, config: ToyConfig):
         super().__init__(config)
-        self.image: str | None = None
+        self.runtime: str | None = None
 
     def system_prompt(self) -> str:
         return 'You write Python. Reply with JSON {"thought": ..., "name": ..., "code": ...}.'
@@ -87,7 +95,7 @@ class ToyDomain(Domain):
 
     def prepare(self, run: RunContext) -> None:
         if self.config.mode is Mode.SANDBOX:
-            self.image = run.images.base()
+            self.runtime = run.images.runtime(RUNTIME, recipe=RECIPE)
 
     def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
         events = ctx.run.run_dir / "evaluations.log"
@@ -114,24 +122,17 @@ class ToyDomain(Domain):
         except Exception as exc:  # the candidate's fault, whatever it is
             raise CandidateFailure(Status.FAILED, f"f raised {type(exc).__name__}: {exc}") from None
 
-    def _in_sandbox(self, proposal: Proposal, ctx: CandidateContext) -> list[float]:
-        assert self.image is not None
-        with tempfile.TemporaryDirectory() as in_dir:
-            Path(in_dir, "candidate.py").write_text(proposal.code)
-            Path(in_dir, "run.py").write_text(_CONTAINER_SCRIPT)
-            os.chmod(in_dir, 0o755)
-            out_dir = ctx.candidate_dir / "out"
-            result = ctx.run.sandbox.run(
-                self.image, ["python3", "/in/run.py", str(self.config.eval_delay_s), json.dumps(self.config.xs)],
-                limits=ctx.run.limits, in_dir=Path(in_dir), out_dir=out_dir,
-                labels={"evobox.candidate": ctx.candidate_id})
-        if result.timed_out:
-            raise CandidateFailure(Status.TIMEOUT, result.failure_reason())
-        if result.oom_killed:
-            raise CandidateFailure(Status.OOM, result.failure_reason())
-        if not result.ok:
-            raise CandidateFailure(Status.FAILED, result.failure_reason())
-        return json.loads(read_out_file(out_dir, "values.json", 1 << 20))
+    def _in_sandbox(self, proposal: Proposal, ctx: CandidateContext) -> list[Any]:
+        assert self.runtime is not None
+        files = {"toy_box.py": (HERE / "toy_box.py").read_bytes(), "candidate.py": proposal.code.encode()}
+        image = kit.candidate_image(ctx, self.runtime, files, kind=LAYER_KIND)
+        out_dir = ctx.candidate_dir / "out"
+        result = kit.run_stage(ctx, image, ["python3", "-m", "toy_box", str(self.config.eval_delay_s),
+                                            json.dumps(self.config.xs)],
+                               stage=Stage.EVALUATE, limits=ctx.run.limits, out_dir=out_dir)
+        report = kit.collect(result, out_dir, "values.json", Values, max_bytes=VALUES_MAX_BYTES,
+                             what="evaluation").require()
+        return report.values
 
 
 def _append(path: Path, line: str) -> None:
