@@ -1,4 +1,4 @@
-"""The run configuration: one TOML file with tables [search], [llm], [sandbox] and [domain].
+"""The run configuration: one TOML file with tables [search], [llm], [sandbox], [executor] and [domain].
 
 Each table is the typed config of its component; unknown keys and bad values are errors that
 name the key path (e.g. `search.generations: Input should be greater than or equal to 0`).
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.cluster.config import ExecutorConfig
 from engine.llm.config import LLMConfig
 from engine.sandbox.limits import SandboxLimits
 
@@ -44,6 +45,7 @@ class RunConfig(BaseModel):
     search: SearchConfig = Field(default_factory=SearchConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     domain: dict[str, Any] = Field(default_factory=dict)
 
     def domain_config(self, model: type[BaseModel]) -> BaseModel:

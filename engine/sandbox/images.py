@@ -208,10 +208,14 @@ class ImageBuilder:
         return tag
 
     # ---- candidate layer -------------------------------------------------------------------
-    def layer(self, parent: str, files: Mapping[str, bytes], *, kind: str, labels: Mapping[str, str] = {}) -> str:
+    def layer(self, parent: str, files: Mapping[str, bytes], *, kind: str, labels: Mapping[str, str] = {},
+              verify: bool = False) -> str:
         """`parent` + `files` under /opt/evobox (root-owned, read-only for the candidate).
 
         Tagged evobox/<kind>:<hash of parent id, files and labels>: the same inputs are a lookup.
+        With `verify`, the tag is not trusted: the layer is built anyway, and Docker's build cache
+        (keyed by the files' content) makes that a lookup only when an identical layer exists; a
+        tag naming other content is re-pointed to the right image.
         """
         _check_kind(kind)
         clean = {_safe_relpath(p): data for p, data in files.items()}
@@ -222,7 +226,7 @@ class ImageBuilder:
         digest = _sha(parent_id, json.dumps(all_labels, sort_keys=True),
                       *(f"{p}\0".encode() + hashlib.sha256(d).digest() for p, d in sorted(clean.items())))
         tag = f"evobox/{kind}:{digest[:20]}"
-        if self.exists(tag):
+        if not verify and self.exists(tag):
             return tag
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine import logging as evobox_logging
+from engine.cluster.config import ExecutorKind
 from engine.config import ConfigError, load_config
 from engine.llm.config import role_overrides
 from engine.llm.endpoint import EndpointError
@@ -38,6 +39,10 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="Console log level (events.jsonl gets everything).")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live display (logs only).")]
+ExecutorOpt = Annotated[ExecutorKind | None, typer.Option("--executor", help="Where evaluations run: local (this "
+                                                          "machine) or ray (a Ray cluster); overrides [executor] kind.")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster address (HOST:PORT of the head); "
+                                                "overrides [executor] address.")]
 
 
 def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
@@ -63,13 +68,16 @@ def search(
                                                  "config's [llm.meta] and [llm.agent] base_url.")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Default runs/<domain>-<time>; an "
                                                  "existing run directory is continued.")] = None,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
     log_level: LogLevel = "info",
     no_progress: NoProgress = False,
 ) -> None:
     """Discover candidates for DOMAIN; writes report.html at the end."""
     console = Console(stderr=True)
     evobox_logging.configure(console, level=log_level)
-    overrides = {"search.generations": generations, **role_overrides(model, base_url)}
+    overrides = {"search.generations": generations, **role_overrides(model, base_url),
+                 "executor.kind": executor.value if executor else None, "executor.address": address}
     try:
         domain_class = resolve_domain_class(domain)
         name = domain_class.name
@@ -89,6 +97,8 @@ def resume(
                                                       "run, earlier processes included).")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="New [llm] budget_usd.")] = None,
     budget_tokens: Annotated[int | None, typer.Option("--budget-tokens", help="New [llm] budget_tokens.")] = None,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
     log_level: LogLevel = "info",
     no_progress: NoProgress = False,
 ) -> None:
@@ -96,7 +106,8 @@ def resume(
     console = Console(stderr=True)
     evobox_logging.configure(console, level=log_level)
     overrides = {"search.generations": generations, "search.wall_time_s": wall_time_s,
-                 "llm.budget_usd": budget_usd, "llm.budget_tokens": budget_tokens}
+                 "llm.budget_usd": budget_usd, "llm.budget_tokens": budget_tokens,
+                 "executor.kind": executor.value if executor else None, "executor.address": address}
     try:
         run_domain_spec(run_dir)
     except RunDirError as exc:

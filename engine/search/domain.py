@@ -97,6 +97,11 @@ class Domain(abc.ABC):
         cached per key, so changing the setting re-evaluates them."""
         return self.config.model_dump_json()
 
+    def resource_limits(self, run: RunContext) -> SandboxLimits:
+        """The largest container one evaluation runs (cpus, memory_bytes, gpus): what the Ray
+        executor reserves on a node for it. Default: the run's [sandbox] limits."""
+        return run.limits
+
     def prepare(self, run: RunContext) -> None:
         """Once per run, before any candidate: build images, reference artifacts, load data."""
 

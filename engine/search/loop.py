@@ -25,6 +25,7 @@ from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Stat
 from engine.search.codeid import code_id
 from engine.search.dedupe import Dedupe, as_duplicate
 from engine.search.domain import Domain, RunContext
+from engine.search.executor import Executor, LocalExecutor
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
 from engine.search.pipeline import CandidatePipeline, LoopServices, StageClock, evaluate, static_checks
@@ -43,7 +44,8 @@ class Search:
     half-done directory and continues where the archive and the journal say it stopped."""
 
     def __init__(self, domain: Domain, config: RunConfig, run: RunContext, client: LLMClient, *,
-                 stopper: Stopper, observer: Observer | None = None, spend: RunSpend | None = None):
+                 stopper: Stopper, observer: Observer | None = None, spend: RunSpend | None = None,
+                 executor: Executor | None = None):
         self.domain = domain
         self.config = config
         self.search = config.search
@@ -55,6 +57,7 @@ class Search:
         self.journal = Journal(run.run_dir)
         budget = Budget(usd=config.llm.budget_usd, tokens=config.llm.budget_tokens)
         self.spend = spend or RunSpend(run.run_dir, budget)  # the runner passes the one its gateway reports to
+        self.executor = executor or LocalExecutor()
 
     def run(self) -> tuple[StopReason, str]:
         """Run until every generation is done or a stop is requested; say why it ended."""
@@ -99,7 +102,7 @@ class Search:
             stopper=self.stopper, limits=Limits(self.search.wall_time_s, self.spend, rundir.elapsed_before(self.run_ctx.run_dir)),
             eval_slots=OrderedSlots(self.search.eval_slots), observer=self.observer,
             baseline_cache=BaselineCache(self.run_ctx.cache_dir, self.domain.name, self.domain.evaluation_key()),
-            spend=self.spend)
+            spend=self.spend, executor=self.executor)
 
     def _save_clock(self, services: LoopServices) -> None:
         rundir.save_clock(self.run_ctx.run_dir, services.limits.elapsed_s())

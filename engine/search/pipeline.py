@@ -26,6 +26,7 @@ from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Stat
 from engine.search.codeid import code_id
 from engine.search.dedupe import Dedupe
 from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.search.executor import Executor, LocalExecutor
 from engine.search.journal import CandidateState, Journal
 from engine.search.observer import Observer
 from engine.search.proposal import PROPOSAL_SCHEMA, candidate_tree, parse_proposal
@@ -59,6 +60,7 @@ class LoopServices:
     observer: Observer
     baseline_cache: BaselineCache
     spend: RunSpend
+    executor: Executor = field(default_factory=LocalExecutor)  # where domain.evaluate runs
     seeds: SeedSwitch = field(default_factory=lambda: SeedSwitch())
 
     def checkpoint(self, *, llm: bool = True) -> None:
@@ -288,7 +290,7 @@ def evaluate(s: LoopServices, proposal: Proposal, cid: str, clock: StageClock, o
         clock("evaluate")
         ctx = CandidateContext(run=s.run, candidate_id=cid, candidate_dir=candidate_dir, stage=clock,
                                log=log.bind(candidate=cid))
-        return s.domain.evaluate(proposal, ctx)
+        return s.executor.evaluate(s.domain, proposal, ctx)
 
     def own() -> Evaluation:
         clock("queue")

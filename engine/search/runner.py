@@ -23,6 +23,7 @@ from engine.llm.usage import Budget
 from engine.paths import cache_dir
 from engine.search import rundir
 from engine.search.domain import Domain, RunContext
+from engine.search.executor import open_executor
 from engine.search.observer import Observer
 from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason
@@ -75,11 +76,12 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
             client = LLMClient(llm.endpoint_for(Role.META), config.llm.meta, config.llm.prices)
             log.info("run.opened", run_id=run.run_id, domain=domain.name, model=client.endpoint.model,
                      base_url=client.endpoint.base_url)
+            executor, run = open_executor(stack, config.executor, run)  # before prepare: it sees the image recipes
             domain.prepare(run)
             from engine.search.loop import Search  # noqa: PLC0415 - keeps `evobox --help` light
 
             reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer,
-                                    spend=spend).run()
+                                    spend=spend, executor=executor).run()
         if reason is StopReason.COMPLETED:  # e.g. ADAS's test split, with this run's services closed
             after = domain.after_search(run_dir, stopper=stopper, observer=observer, on_open=on_open)
             if after is not None:

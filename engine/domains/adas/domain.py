@@ -16,6 +16,7 @@ from benchmarks.adas.registry import Benchmark
 from engine.domains.adas import final_test, prompts
 from engine.domains.adas.baselines import baselines
 from engine.domains.adas.config import AdasConfig
+from engine.sandbox.limits import SandboxLimits
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
 from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.proposal import candidate_tree
@@ -192,6 +193,9 @@ class AdasDomain(Domain):
                                      repeats=c.repeats, arc_max_side=c.arc_max_side,
                                      order_secret=self._secret.derive("adas-option-order") if self._secret else None)
         return self._tasks
+
+    def resource_limits(self, run: RunContext) -> SandboxLimits:
+        return run.limits.model_copy(update={"cpus": self.config.cpus, "memory_bytes": self.config.memory})
 
     def prepare(self, run: RunContext) -> None:
         self._runtime = run.images.runtime(RUNTIME)

@@ -65,6 +65,11 @@ class DiscoPopDomain(Domain):
         return prompts.repair(error)
 
     # ---- candidates ------------------------------------------------------------------------
+    def resource_limits(self, run: RunContext) -> SandboxLimits:
+        train, score = (limits.sandbox(run.limits) for limits in (self.config.train_limits, self.config.eval_limits))
+        return train.model_copy(update={"cpus": max(train.cpus, score.cpus), "gpus": max(train.gpus, score.gpus),
+                                        "memory_bytes": max(train.memory_bytes, score.memory_bytes)})
+
     def baselines(self) -> list[Proposal]:
         return baselines.baselines()
 
