@@ -22,14 +22,14 @@ def ray_cluster() -> Iterator[LocalCluster]:
     root = Path(tempfile.mkdtemp(prefix="evobox-ray-", dir="/tmp"))
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_USAGE_STATS_ENABLED")}
     cluster = LocalCluster(root, [NodeSpec(HEAD, head=True), NodeSpec(W1), NodeSpec(W2, gpus=1)])
-    with cluster:
-        os.environ.update(cluster.client_env())  # this process is the driver (the evobox head)
-        try:
+    try:
+        with cluster:
+            os.environ.update(cluster.client_env())  # this process is the driver (the evobox head)
             yield cluster
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-    shutil.rmtree(root, ignore_errors=True)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(root, ignore_errors=True)
