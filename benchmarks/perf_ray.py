@@ -1,8 +1,8 @@
 """The Ray executor's throughput and overhead: prints figures, asserts nothing.
 
-A fixed scripted workload: the toy domain (tests/search/toy_domain.py) in its container mode,
-each evaluation one hardened container that sleeps `--eval-s` (the work), the meta LLM a
-scripted server answering each call after `--llm-s`. The same search (2 baselines + G x C
+A fixed scripted workload: `SleepDomain` below, each evaluation one hardened container on the
+base image that sleeps `--eval-s` (the work) and writes /out, the meta LLM a scripted server
+answering each call after `--llm-s`. The same search (2 baselines + G x C
 candidates) runs with the local executor (1 slot, then as many slots as the largest cluster)
 and with the Ray executor on a local cluster of 1, 2 and 3 nodes (each node 1 CPU, each
 evaluation reserving 1 CPU, so the nodes bound how many evaluations run at once).
@@ -19,26 +19,73 @@ Usage: python -m benchmarks.perf_ray [--candidates 9] [--generations 1] [--eval-
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
+from pydantic import BaseModel, ConfigDict
 
 from engine.config import build_config
+from engine.sandbox.runner import Stage
 from engine.search.archive import load_records
+from engine.search.candidate import Evaluation, Proposal
+from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.runner import run_search
 from engine.search.stop import Stopper
 from tests.search.conftest import square
 from tests.support.ray_cluster import LocalCluster, NodeSpec
 from tests.support.scripted_llm import Reply, ScriptedLLM
 
-TOY = "tests.search.toy_domain:ToyDomain"
+DOMAIN = "benchmarks.perf_ray:SleepDomain"
 LLM_STAGES = ("propose", "reflect", "repair", "queue")  # the rest is the evaluation: check, build ... score
+
+
+class SleepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eval_s: float = 2.0
+
+
+class SleepDomain(Domain):
+    """Every evaluation: one container on the base image sleeping `eval_s`, then one /out file."""
+
+    name = "sleep"
+    config_model: ClassVar[type[BaseModel]] = SleepConfig
+    config: SleepConfig
+
+    def system_prompt(self) -> str:
+        return 'Reply with JSON {"thought": ..., "name": ..., "code": ...}.'
+
+    def proposal_prompt(self, archive_text: str) -> str:
+        return f"Archive:\n{archive_text}\nWrite f(x)."
+
+    def reflection_prompts(self) -> list[str]:
+        return []
+
+    def repair_prompt(self, error: str) -> str:
+        return f"Failed: {error}"
+
+    def baselines(self) -> list[Proposal]:
+        return [Proposal(name=f"Base {i}", thought="a baseline", code=f"def f(x):\n    return {i}\n") for i in range(2)]
+
+    def check(self, tree: ast.Module) -> None:
+        """Anything that parses."""
+
+    def prepare(self, run: RunContext) -> None:
+        self.image = run.images.base()
+
+    def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
+        script = f"import time; time.sleep({self.config.eval_s}); open('/out/done', 'w').write('ok')"
+        result = ctx.run.sandbox.run(self.image, ["python3", "-c", script], limits=ctx.run.limits,
+                                     out_dir=ctx.candidate_dir / "out", stage=Stage.EVALUATE,
+                                     candidate_id=ctx.candidate_id)
+        return Evaluation(fitness=float(result.ok), fitness_text="slept")
 
 
 def run_once(root: Path, name: str, llm: ScriptedLLM, args: argparse.Namespace, executor: dict[str, Any],
@@ -50,10 +97,10 @@ def run_once(root: Path, name: str, llm: ScriptedLLM, args: argparse.Namespace, 
         "llm": {"meta": {"base_url": llm.base_url, "model": "scripted", "max_tokens": 64, "max_retries": 0}},
         "sandbox": {"cpus": 0.5, "memory_bytes": "256m", "timeout_s": 120},
         "executor": executor,
-        "domain": {"mode": "sandbox", "eval_delay_s": args.eval_s},
+        "domain": {"eval_s": args.eval_s},
     })
     started = time.monotonic()
-    run_search(TOY, config, root / name, stopper=Stopper(), write_report=False)
+    run_search(DOMAIN, config, root / name, stopper=Stopper(), write_report=False)
     seconds = time.monotonic() - started
     records = load_records(root / name)
     stages = [sum(s for stage, s in r.timings.items() if stage not in LLM_STAGES) for r in records]

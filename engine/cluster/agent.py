@@ -31,7 +31,7 @@ from engine.llm.httpserver import ServerLimits
 from engine.sandbox import owner
 from engine.sandbox.images import ImageBuilder
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.naming import Stage, WorkSpec
+from engine.sandbox.naming import ContainerSpec, Stage
 from engine.sandbox.runner import Mount, RunResult, Sandbox
 
 log = structlog.get_logger()
@@ -77,7 +77,7 @@ class NodeAgent:
     def info(self) -> dict[str, Any]:
         return {"node_id": self.node_id, "pid": os.getpid(), "workdir": str(self.workdir)}
 
-    def work(self, stage: Stage, candidate_id: str | None) -> WorkSpec:
+    def work(self, stage: Stage, candidate_id: str | None) -> ContainerSpec:
         return self.sandbox.work(stage, candidate_id)
 
     def materialize(self, recipe: ImageRecipe) -> tuple[str, str]:

@@ -32,13 +32,13 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from engine.cluster.agent import LLM_MOUNT, TREE_MOUNT, NodeAgent
 from engine.cluster.config import ExecutorConfig
-from engine.cluster.images import ImageRecipe, RecipeImages, layer_recipe, recipe_sha
+from engine.cluster.images import ImageRecipe, RecipeImages, layer_recipe, runtime_recipe
 from engine.cluster.relay import GatewayBridge
 from engine.cluster.wire import pack, tree_digest, tree_signature, unpack
 from engine.llm.httpserver import ServerLimits
 from engine.sandbox.errors import SandboxError
 from engine.sandbox.limits import SandboxLimits
-from engine.sandbox.naming import Stage, WorkSpec
+from engine.sandbox.naming import ContainerSpec, Stage
 from engine.sandbox.runner import Mount, RunResult
 from engine.search.candidate import Evaluation, Proposal
 from engine.search.domain import CandidateContext, Domain, RunContext
@@ -238,8 +238,8 @@ class NodeImages:
     def base(self) -> str:
         return self._session.materialize(ImageRecipe("base"))
 
-    def runtime(self, name: str) -> str:
-        return self._session.materialize(ImageRecipe("runtime", name=name, recipe_sha=recipe_sha(name)))
+    def runtime(self, name: str, *, recipe: Path | None = None) -> str:
+        return self._session.materialize(runtime_recipe(name, recipe))
 
     def layer(self, parent: str, files: Mapping[str, bytes], *, kind: str, labels: Mapping[str, str] = {}) -> str:
         return self._session.materialize(layer_recipe(self._session.recipe_of(parent), files, kind, labels))
@@ -255,7 +255,7 @@ class NodeSandbox:
     def run_id(self) -> str:
         return self._session.executor.head_run.run_id
 
-    def work(self, stage: Stage, candidate_id: str | None = None) -> WorkSpec:
+    def work(self, stage: Stage, candidate_id: str | None = None) -> ContainerSpec:
         s = self._session
         return call(s.agent, s.node, "work", stage, candidate_id)
 

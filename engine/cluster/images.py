@@ -2,13 +2,13 @@
 each node builds it from that recipe with its own Docker engine, and verifies what it got.
 
 The head's domain prepares with `RecipeImages`, a wrapper of the head's ImageBuilder that
-records, for every tag it returns, the recipe: the base, a runtime of sandbox_images/<name>/
-(with the sha256 of the recipe files the head read), or a layer (parent recipe, files, kind,
-labels). A node never looks an image up by a name the head sent: `materialize` builds (or finds)
-it from the recipe, then checks the hashes:
+records, for every tag it returns, the recipe: the base, a runtime (its name and the files of its
+recipe folder, as the head read them: sandbox_images/<name>/ or a domain's own folder), or a
+layer (parent recipe, files, kind, labels). A node never looks an image up by a name the head
+sent: `materialize` builds (or finds) it from the recipe, then checks the hashes:
 
-- runtime: the node's own recipe files must hash to the head's (the same evobox on both), and
-  the tag must be the one the node computes from its base's content id and those files;
+- runtime: the recipe files travel, the node writes them to a folder of its own and builds from
+  it; the tag is the hash of the node's base content id and those files (computed on the node);
 - layer (the candidate's code): never looked up by tag; it is built every time the node first
   needs it, and Docker's build cache, keyed by the files' content, makes that a lookup only when
   an identical layer exists (an image planted under the tag is not used);
@@ -19,13 +19,15 @@ it from the recipe, then checks the hashes:
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from engine.sandbox.errors import SandboxError
-from engine.sandbox.images import ImageBuilder, _recipe_files
+from engine.sandbox.images import ImageBuilder, _recipe_files, _safe_relpath as safe_relpath
 
 
 class ImageMismatch(SandboxError):
@@ -37,8 +39,7 @@ class ImageRecipe:
     """How one image is made; the same recipe makes the same image on any node."""
 
     tier: Literal["base", "runtime", "layer"]
-    name: str = ""  # runtime: sandbox_images/<name>
-    recipe_sha: str = ""  # runtime: sha256 of its recipe files as the head read them
+    name: str = ""  # runtime: evobox/runtime-<name>
     parent: ImageRecipe | None = None
     files: tuple[tuple[str, bytes], ...] = ()
     kind: str = ""
@@ -46,7 +47,7 @@ class ImageRecipe:
 
     def key(self) -> str:
         """Content hash of the recipe: the node caches what it built by this."""
-        digest = hashlib.sha256(f"{self.tier}\0{self.name}\0{self.recipe_sha}\0{self.kind}\0".encode())
+        digest = hashlib.sha256(f"{self.tier}\0{self.name}\0{self.kind}\0".encode())
         digest.update(repr(self.labels).encode())
         for path, data in self.files:
             digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -55,11 +56,8 @@ class ImageRecipe:
         return digest.hexdigest()
 
 
-def recipe_sha(name: str) -> str:
-    digest = hashlib.sha256()
-    for path, data in sorted(_recipe_files(name).items()):
-        digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
+def runtime_recipe(name: str, recipe: Path | None = None) -> ImageRecipe:
+    return ImageRecipe("runtime", name=name, files=tuple(sorted(_recipe_files(name, recipe).items())))
 
 
 class RecipeImages:
@@ -81,8 +79,8 @@ class RecipeImages:
     def base(self) -> str:
         return self._keep(self._builder.base(), ImageRecipe("base"))
 
-    def runtime(self, name: str) -> str:
-        return self._keep(self._builder.runtime(name), ImageRecipe("runtime", name=name, recipe_sha=recipe_sha(name)))
+    def runtime(self, name: str, *, recipe: Path | None = None) -> str:
+        return self._keep(self._builder.runtime(name, recipe=recipe), runtime_recipe(name, recipe))
 
     def layer(self, parent: str, files: Mapping[str, bytes], *, kind: str, labels: Mapping[str, str] = {}) -> str:
         recipe = layer_recipe(self.recipe_of(parent), files, kind, labels)
@@ -111,13 +109,15 @@ def materialize(builder: ImageBuilder, recipe: ImageRecipe) -> tuple[str, str]:
             raise ImageMismatch(f"base image {tag} is not the one this node's recipe names")
         return tag, builder.image_id(tag)
     if recipe.tier == "runtime":
-        if recipe_sha(recipe.name) != recipe.recipe_sha:
-            raise ImageMismatch(f"runtime {recipe.name}: this node's recipe files differ from the head's "
-                                "(install the same evobox on every node)")
-        base = builder.base()
-        tag = builder.runtime(recipe.name)
-        if tag != builder.runtime_tag(recipe.name, base):
-            raise ImageMismatch(f"runtime {recipe.name}: {tag} is not the hash of this node's recipe")
+        with tempfile.TemporaryDirectory(prefix=f"evobox-recipe-{recipe.name}-") as folder:
+            for rel, data in recipe.files:
+                path = Path(folder) / safe_relpath(rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            base = builder.base()
+            tag = builder.runtime(recipe.name, recipe=Path(folder))
+            if tag != builder.runtime_tag(recipe.name, base, recipe=Path(folder)):
+                raise ImageMismatch(f"runtime {recipe.name}: {tag} is not the hash of its recipe on this node")
         return tag, builder.image_id(tag)
     assert recipe.parent is not None
     _, parent_id = materialize(builder, recipe.parent)

@@ -26,7 +26,7 @@ from tests.support.ray_cluster import LocalCluster
 from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-TOY = "tests.search.toy_domain:ToyDomain"
+TOY = "tests.third_domain.domain:ToyDomain"
 
 
 def proposing(body: dict[str, Any]) -> str:
