@@ -19,9 +19,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from engine.cli.logging import configure as configure_logging
 from engine.llm.errors import LLMReplyError
 from engine.llm.jsonreply import parse_json_object
-from engine.logging import configure as configure_logging
 from engine.sandbox.errors import OutFileError
 from engine.sandbox.images import ImageBuilder
 from engine.sandbox.limits import SandboxLimits

@@ -29,7 +29,7 @@ from engine.llm.config import EmbeddedConfig, GatewayConfig
 from engine.llm.embedded import EmbeddedServer
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
-from tests.support.scripted_llm import ScriptedLLM
+from engine.llm.scripted import ScriptedLLM
 
 BODY = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "ping"}]}
 CONCURRENT = 32

@@ -31,7 +31,9 @@ from typing import Any, ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from engine.cluster import open_ray
 from engine.config import build_config
+from engine.llm.scripted import Reply, ScriptedLLM
 from engine.sandbox.runner import Stage
 from engine.search.archive import load_records
 from engine.search.candidate import Evaluation, Proposal
@@ -40,7 +42,6 @@ from engine.search.runner import run_search
 from engine.search.stop import Stopper
 from tests.search.conftest import square
 from tests.support.ray_cluster import LocalCluster, NodeSpec
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 DOMAIN = "benchmarks.perf_ray:SleepDomain"
 LLM_STAGES = ("propose", "reflect", "repair", "queue")  # the rest is the evaluation: check, build ... score
@@ -100,7 +101,7 @@ def run_once(root: Path, name: str, llm: ScriptedLLM, args: argparse.Namespace, 
         "domain": {"eval_s": args.eval_s},
     })
     started = time.monotonic()
-    run_search(DOMAIN, config, root / name, stopper=Stopper(), write_report=False)
+    run_search(DOMAIN, SleepDomain, config, root / name, stopper=Stopper(), remote=open_ray, write_report=False)
     seconds = time.monotonic() - started
     records = load_records(root / name)
     stages = [sum(s for stage, s in r.timings.items() if stage not in LLM_STAGES) for r in records]

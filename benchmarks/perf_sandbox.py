@@ -12,7 +12,6 @@ Usage: python -m benchmarks.perf_sandbox [--runs 20]
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.logging import configure as configure_logging
+from engine.cli.logging import configure as configure_logging
 from engine.sandbox.images import ImageBuilder
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.reaper import RUN_LABEL

@@ -7,15 +7,16 @@ The [domain] table is validated by the chosen domain's `config_model` once the d
 
 from __future__ import annotations
 
+import enum
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.cluster.config import ExecutorConfig
 from engine.llm.config import LLMConfig
-from engine.sandbox.limits import SandboxLimits
+from engine.sandbox.limits import SandboxLimits, parse_size
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message lists every problem with its key path."""
@@ -35,6 +36,37 @@ class SearchConfig(BaseModel):
     archive_prompt_chars: int = Field(60_000, ge=1_000, description="Cap on the archive text in a prompt.")
     max_code_chars: int = Field(100_000, ge=100, description="Longer proposed code is refused unread.")
     seed: int = Field(0, description="Base of the per-candidate sampling seed sent to the LLM.")
+
+
+class ExecutorKind(str, enum.Enum):
+    """Where the loop's evaluations run: `local` (this process, this machine's Docker engine, the
+    default) or `ray` (a node of a Ray cluster, engine/cluster/README.md). Plain pydantic here, no
+    Ray import: the config loads without Ray installed."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+class ExecutorConfig(BaseModel):
+    """How evaluations are placed. The resource fields are what one evaluation asks of a Ray
+    node; unset, they follow the run's [sandbox] limits (cpus, memory_bytes, gpus)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ExecutorKind = Field(ExecutorKind.LOCAL, description="local: this machine; ray: a Ray cluster.")
+    address: str | None = Field(None, description="Ray cluster address (HOST:PORT of `ray start --head`); "
+                                "None: RAY_ADDRESS or the local cluster.")
+    num_cpus: float | None = Field(None, ge=0, description="CPUs one evaluation reserves on its node.")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs one evaluation reserves on its node.")
+    memory_bytes: int | None = Field(None, ge=0, description="Memory one evaluation reserves on its node.")
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources one evaluation "
+                                        "asks for (e.g. {gpu_box = 1} to use only nodes started with that resource).")
+    placement_timeout_s: float = Field(600.0, gt=0, description="Wait for a node with free resources; then "
+                                       "the evaluation fails as an infrastructure error (retried, then pending).")
+    wire_max_bytes: int = Field(parse_size("256m"), ge=1024, description="Largest /in or /out tree shipped "
+                                "between the head and a node for one container run.")
+    mount_max_bytes: int = Field(parse_size("8g"), ge=1024, description="Largest read-only input directory "
+                                 "(reference models, data) shipped once to each node, by content hash.")
 
 
 class RunConfig(BaseModel):

@@ -31,7 +31,7 @@ from ray.util.placement_group import placement_group, placement_group_table, rem
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from engine.cluster.agent import LLM_MOUNT, TREE_MOUNT, NodeAgent
-from engine.cluster.config import ExecutorConfig
+from engine.config import ExecutorConfig
 from engine.cluster.images import ImageRecipe, RecipeImages, layer_recipe, runtime_recipe
 from engine.cluster.relay import GatewayBridge
 from engine.cluster.wire import pack, tree_digest, tree_signature, unpack

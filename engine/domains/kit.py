@@ -12,16 +12,20 @@ A domain says what to run; the kit does the rest the same way for every domain:
   policy (`collect`): an unreadable file is the candidate's failure with the reader's reason;
   when the run itself also failed, the run's outcome is the failure (a killed process explains a
   missing or torn file better than the file does) and the reader's reason follows it in the same
-  line, so it reaches the archive record and the repair prompt either way.
+  line, so it reaches the archive record and the repair prompt either way;
+- any other result file read through the sandbox's reader (`result_files`) makes its
+  `ResultError` the candidate's failure the same way (the sandbox knows no search types).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from engine.sandbox.errors import ResultError
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import read_result
 from engine.sandbox.runner import Mount, Outcome, RunResult, Stage
@@ -107,6 +111,21 @@ def collect(result: RunResult, out_dir: Path, name: str, model: type[Report], *,
     """Read /out/`name` of `result`'s run through the sandbox's capped reader into `model`."""
     try:
         report = read_result(out_dir, name, model, max_bytes=max_bytes, what=what)  # type: ignore[type-var]
-    except CandidateFailure as error:
-        return Collected(result, what, None, error)
+    except ResultError as error:
+        return Collected(result, what, None, result_failure(error))
     return Collected(result, what, report, None)
+
+
+def result_failure(error: ResultError) -> CandidateFailure:
+    """The candidate's failure for a result file the sandbox's reader refused."""
+    return CandidateFailure(Status.FAILED, error.reason)
+
+
+@contextmanager
+def result_files() -> Iterator[None]:
+    """Result files read in this block (engine.sandbox.results): one the reader refuses is the
+    candidate's failure."""
+    try:
+        yield
+    except ResultError as error:
+        raise result_failure(error) from None

@@ -19,12 +19,9 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from engine.llm.config import LLMConfig, Role, RoleConfig
-
-if TYPE_CHECKING:
-    from engine.llm.embedded import EmbeddedServer
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
@@ -127,12 +124,20 @@ def _model(llm: LLMConfig, role: Role, base_url: str) -> str:
                         f"`model` in [llm.{role.value}] of the run config")
 
 
+class LocalServer(Protocol):
+    """What `resolve` needs of the embedded server (`engine.llm.embedded`, which imports this
+    module): the endpoint it serves once it runs."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+
 def needs_embedded(llm: LLMConfig, role: Role) -> bool:
     """True when no server is named for `role` anywhere: the embedded model serves it."""
     return _server(llm, role)[0] is Source.EMBEDDED
 
 
-def resolve(llm: LLMConfig, role: Role, embedded: EmbeddedServer | None = None) -> Endpoint:
+def resolve(llm: LLMConfig, role: Role, embedded: LocalServer | None = None) -> Endpoint:
     """The endpoint `role` talks to; `embedded` is required only when `needs_embedded(llm, role)`."""
     decided = route(llm, role)
     if decided.source is Source.EMBEDDED:

@@ -2,7 +2,7 @@
 
 Kept apart from the modules that raise them so a caller can tell "the environment broke"
 (`SandboxError` and subclasses: not the candidate's fault, retry or stop the run) from "the
-candidate is wrong" (`GateError`: its reason goes back to the LLM).
+candidate is wrong" (`GateError`, `ResultError`: their reason goes back to the LLM).
 """
 
 from __future__ import annotations
@@ -30,6 +30,17 @@ class UidUnavailableError(SandboxError):
 
 class GateError(Exception):
     """Candidate code that can never be right; `reason` is one line meant for the LLM."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ResultError(Exception):
+    """A result file the candidate left unusable (missing, a link, a FIFO, oversize, nested too
+    deep, not JSON, the wrong shape): the candidate's fault, never the environment's. `reason` is
+    one line for the repair prompt; the domain kit (engine.domains.kit) makes it the candidate's
+    failure, so that the sandbox needs no type of the search layer."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

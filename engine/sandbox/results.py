@@ -4,8 +4,9 @@ Every domain reads its result files through `read_result` (a JSON file checked a
 model) or `copy_result_file` (an opaque file such as trained weights). One error policy: whatever
 a candidate can influence (missing file, symlink, FIFO, directory, oversize, nesting deep enough
 to blow json's recursion, NaN/Infinity, wrong types, missing keys) ends as
-`CandidateFailure(status, reason)` with a one-line reason for the repair prompt, never as another
-exception that the loop would take for a broken environment and stop the run on.
+`ResultError(reason)` with a one-line reason for the repair prompt (the domain kit makes it the
+candidate's failure), never as another exception that the loop would take for a broken
+environment and stop the run on.
 
 Depth is checked by a scan of the raw bytes before `json.loads` runs, so a file nested 100k deep
 never reaches the parser's recursion.
@@ -23,9 +24,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from engine.sandbox.errors import OutFileError
+from engine.sandbox.errors import OutFileError, ResultError
 from engine.sandbox.runner import read_out_file
-from engine.search.candidate import CandidateFailure, Status
 
 MAX_DEPTH = 32  # no result format of ours nests deeper than a handful of levels
 _TOKENS = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)  # an escape pair, a quote, or a bracket
@@ -77,13 +77,13 @@ def _finite(text: str) -> float:
 
 
 def parse_json(data: bytes, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
-    """Bytes → JSON value, or CandidateFailure(FAILED) with the reason."""
+    """Bytes → JSON value, or ResultError with the reason."""
     if json_depth_exceeds(data, max_depth):
-        raise CandidateFailure(Status.FAILED, f"{what} nests deeper than {max_depth} levels")
+        raise ResultError(f"{what} nests deeper than {max_depth} levels")
     try:
         return json.loads(data, parse_constant=_no_constants, parse_float=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CandidateFailure(Status.FAILED, f"{what} is not valid JSON: {_one_line(exc)}") from None
+        raise ResultError(f"{what} is not valid JSON: {_one_line(exc)}") from None
 
 
 def read_result(out_dir: Path, name: str, model: type[Model], *, max_bytes: int, what: str,
@@ -97,22 +97,22 @@ def read_result(out_dir: Path, name: str, model: type[Model], *, max_bytes: int,
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the top level"
-        raise CandidateFailure(Status.FAILED, f"{label} is malformed at {where}: {first['msg']}"[:300]) from None
+        raise ResultError(f"{label} is malformed at {where}: {first['msg']}"[:300]) from None
 
 
 def read_bytes(out_dir: Path, name: str, *, max_bytes: int, what: str) -> bytes:
-    """A result file's raw bytes (regular file, no symlink followed, capped) or CandidateFailure."""
+    """A result file's raw bytes (regular file, no symlink followed, capped) or ResultError."""
     try:
         return read_out_file(out_dir, name, max_bytes)
     except OutFileError as exc:
-        raise CandidateFailure(Status.FAILED, f"{what}: {_one_line(exc)}") from None
+        raise ResultError(f"{what}: {_one_line(exc)}") from None
     except OSError as exc:  # the out dir itself missing or replaced: the candidate's doing too
-        raise CandidateFailure(Status.FAILED, f"{what}: /out/{name} unreadable ({exc.strerror or exc})") from None
+        raise ResultError(f"{what}: /out/{name} unreadable ({exc.strerror or exc})") from None
 
 
 def list_result_dir(out_dir: Path, name: str, *, max_entries: int, what: str) -> list[str]:
     """Names of the regular files in the result directory `name` (no symlink followed on the
-    way, none listed), or CandidateFailure when it is missing, a link, or not a directory."""
+    way, none listed), or ResultError when it is missing, a link, or not a directory."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_DIRECTORY
     try:
         fd = os.open(out_dir, flags)
@@ -123,15 +123,15 @@ def list_result_dir(out_dir: Path, name: str, *, max_entries: int, what: str) ->
                 fd = next_fd
             entries = os.listdir(fd)
             if len(entries) > max_entries:
-                raise CandidateFailure(Status.FAILED, f"{what}: /out/{name} holds {len(entries)} entries, "
-                                       f"over the cap of {max_entries}")
+                raise ResultError(f"{what}: /out/{name} holds {len(entries)} entries, "
+                                  f"over the cap of {max_entries}")
             return sorted(e for e in entries
                           if stat.S_ISREG(os.stat(e, dir_fd=fd, follow_symlinks=False).st_mode))
         finally:
             os.close(fd)
     except OSError as exc:
-        raise CandidateFailure(Status.FAILED, f"{what}: /out/{name} is not a plain directory "
-                               f"({exc.strerror or exc})") from None
+        raise ResultError(f"{what}: /out/{name} is not a plain directory "
+                          f"({exc.strerror or exc})") from None
 
 
 def copy_result_file(out_dir: Path, name: str, target: Path, *, max_bytes: int, what: str) -> None:

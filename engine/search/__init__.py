@@ -9,9 +9,10 @@ finished was journaled with its record, in the same write as its attempt; replie
 received are not asked for again), the rest start fresh. Before anything new starts, the sandbox
 removes the containers and images the dead process left (their owner labels name a process that
 is gone; engine/sandbox/owner.py). SIGINT and SIGTERM stop cleanly after the evaluations in
-flight (cli.py).
+flight (engine/cli/search.py, which owns the signal handlers).
 
 Whose fault: anything a candidate can influence ends as its CandidateFailure (result files go
-through engine.sandbox.results); an outage (settle.py: the engine probes the upstream itself)
-or a broken Docker engine stops the run with the candidate pending, never archived.
+through engine.sandbox.results, mapped by engine.domains.kit); an outage (settle.py: the engine
+probes the upstream itself) or a broken Docker engine stops the run with the candidate pending,
+never archived.
 """

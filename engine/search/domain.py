@@ -12,7 +12,7 @@ import ast
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
@@ -25,6 +25,21 @@ if TYPE_CHECKING:  # imported lazily so that engine.search does not need docker 
     from engine.llm.config import LLMConfig
     from engine.sandbox.images import ImageBuilder
     from engine.sandbox.runner import Sandbox
+
+
+class RunCommand(Protocol):
+    """What the CLI lends a domain's own commands (`Domain.cli_commands`), so that a domain never
+    imports the CLI: it sets up logging, calls `plan`, then runs with events.jsonl, the live
+    display and Ctrl-C / SIGTERM handling, and prints how the run ended.
+
+    `plan` returns the run directory and the function that starts the run (it takes the keyword
+    arguments stopper, observer, on_open and remote, passes them to run_search, and returns the
+    runner's RunOutcome); a ValueError
+    or ConfigError it raises is printed as a one-line error (exit status 2) before anything is
+    written."""
+
+    def __call__(self, plan: Callable[[], tuple[Path, Callable[..., Any]]], *, log_level: str,
+                 no_progress: bool) -> None: ...
 
 
 @dataclass
@@ -114,9 +129,10 @@ class Domain(abc.ABC):
         """
 
     @classmethod
-    def cli_commands(cls) -> Any:
+    def cli_commands(cls, run: RunCommand) -> Any:
         """Optional typer.Typer with domain commands (e.g. ADAS `evaluate`), mounted by the CLI as
-        `evobox <domain name> ...`. Keep the domain module light to import: it is imported at
+        `evobox <domain name> ...`; `run` is the CLI's way of running a search, lent so that the
+        domain imports no CLI code. Keep the domain module light to import: it is imported at
         CLI start-up for this."""
         return None
 
@@ -126,7 +142,7 @@ class Domain(abc.ABC):
 
     def after_search(self, run_dir: Path, **run_kwargs: Any) -> tuple[StopReason, str] | None:
         """Work that follows a completed search, once its services are closed (ADAS: the best
-        agents on the test split). `run_kwargs` (stopper, observer, on_open) are for a nested
+        agents on the test split). `run_kwargs` (stopper, observer, on_open, remote) are for a nested
         run. None: nothing to do; else how that work ended. Must be resumable: it runs again
         on every resume of a completed run."""
         return None

@@ -146,19 +146,6 @@ def _row(record: Record) -> str:
             f"<pre>{html.escape(record.code)}</pre></details></td></tr>")
 
 
-def _domain(run_dir: Path) -> Domain | None:
-    """The run's domain with its saved config, if its package can be loaded here."""
-    from engine.search.rundir import load_saved_config, run_domain_spec  # noqa: PLC0415 - avoid import cycles at module load
-    from engine.search.runner import resolve_domain_class  # noqa: PLC0415
-
-    try:
-        cls = resolve_domain_class(run_domain_spec(run_dir))
-        return cls(load_saved_config(run_dir).domain_config(cls.config_model))
-    except Exception as exc:  # the report is still useful without the domain's parts
-        log.warning("report.domain_unavailable", error=f"{type(exc).__name__}: {exc}")
-        return None
-
-
 def _domain_extras(domain: Domain | None, records: list[Record]) -> list[tuple[str, bytes]]:
     """The domain's own plots."""
     if domain is None:
@@ -227,11 +214,11 @@ def render(run_dir: Path, records: list[Record], extras: list[tuple[str, bytes]]
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write <run_dir>/report.html and return its path."""
+def write_report(run_dir: Path, domain: Domain | None = None) -> Path:
+    """Write <run_dir>/report.html and return its path. `domain` (the run's, from the caller, which
+    resolved it) adds its lead section and plots; without it the report has the generic parts."""
     records = load_records(run_dir)
     target = run_dir / REPORT_NAME
-    domain = _domain(run_dir)
     target.write_text(render(run_dir, records, _domain_extras(domain, records), _domain_lead(domain, run_dir)),
                       encoding="utf-8")
     log.info("report.written", path=str(target))

@@ -1,12 +1,14 @@
 """One run's lifetime: run directory, LLM endpoint (embedded server if none is configured),
 gateway, sandbox and image builder are opened here, handed to the domain as a RunContext, and
 closed here whatever happens. `search` and `resume` both end up in `run_search`.
+
+The caller (the CLI, or a domain's own command) resolves the domain (`engine.domains`) and
+hands its class down with the spec that run.json records, so that a resume finds it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,7 +17,6 @@ from pathlib import Path
 import structlog
 
 from engine.config import RunConfig
-from engine.domains import load_domain_class
 from engine.llm.client import LLMClient
 from engine.llm.config import Role
 from engine.llm.endpoint import Endpoint, needs_embedded, resolve
@@ -23,12 +24,13 @@ from engine.llm.usage import Budget
 from engine.paths import cache_dir
 from engine.search import rundir
 from engine.search.domain import Domain, RunContext
-from engine.search.executor import open_executor
+from engine.search.executor import RemoteOpener, check_executor, open_executor
 from engine.search.observer import Observer
 from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason
 
 log = structlog.get_logger()
+
 
 @dataclass
 class RunOutcome:
@@ -38,30 +40,19 @@ class RunOutcome:
     report: Path | None
 
 
-def resolve_domain_class(spec: str) -> type[Domain]:
-    """A registered domain name (`adas`) or an importable `module:Class` (third-party domains)."""
-    if ":" not in spec:
-        return load_domain_class(spec)
-    module_name, _, class_name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load domain {spec!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Domain)):
-        raise ValueError(f"{spec!r} is not a Domain subclass")
-    return cls
-
-
 def default_run_dir(domain_name: str) -> Path:
     return Path("runs") / f"{domain_name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: Stopper,
-               observer: Observer | None = None, on_open: Callable[[RunContext], None] | None = None,
+def run_search(domain_spec: str, domain_cls: type[Domain], config: RunConfig, run_dir: Path, *,
+               stopper: Stopper, observer: Observer | None = None,
+               on_open: Callable[[RunContext], None] | None = None, remote: RemoteOpener | None = None,
                write_report: bool = True) -> RunOutcome:
     """Open every service of the run, run the loop on `run_dir` (new or half-done), close them,
-    and write report.html. `on_open` sees the RunContext (the CLI uses it to reap on a second Ctrl-C)."""
-    domain_cls = resolve_domain_class(domain_spec)
+    and write report.html. `domain_spec` (a registry name or `module:Class`) is what run.json
+    records for `domain_cls`. `on_open` sees the RunContext (the CLI uses it to reap on a second
+    Ctrl-C). `remote` opens a non-local [executor] (the CLI passes engine.cluster.open_ray)."""
+    check_executor(config.executor, remote)
     domain_config = config.domain_config(domain_cls.config_model)
     config = config.model_copy(update={"domain": domain_config.model_dump(mode="json")})
     with rundir.exclusive(run_dir):
@@ -76,28 +67,31 @@ def run_search(domain_spec: str, config: RunConfig, run_dir: Path, *, stopper: S
             client = LLMClient(llm.endpoint_for(Role.META), config.llm.meta, config.llm.prices)
             log.info("run.opened", run_id=run.run_id, domain=domain.name, model=client.endpoint.model,
                      base_url=client.endpoint.base_url)
-            executor, run = open_executor(stack, config.executor, run)  # before prepare: it sees the image recipes
+            executor, run = open_executor(stack, config.executor, run, remote)  # before prepare: it sees the image recipes
             domain.prepare(run)
             from engine.search.loop import Search  # noqa: PLC0415 - keeps `evobox --help` light
 
             reason, detail = Search(domain, config, run, client, stopper=stopper, observer=observer,
                                     spend=spend, executor=executor).run()
         if reason is StopReason.COMPLETED:  # e.g. ADAS's test split, with this run's services closed
-            after = domain.after_search(run_dir, stopper=stopper, observer=observer, on_open=on_open)
+            after = domain.after_search(run_dir, stopper=stopper, observer=observer, on_open=on_open, remote=remote)
             if after is not None:
                 reason, detail = after[0], f"{detail}; {after[1]}"
     report = None
     if write_report:
         from engine.search.report import write_report as render  # noqa: PLC0415 - matplotlib is slow to import
 
-        report = render(run_dir)
+        report = render(run_dir, domain)
     return RunOutcome(run_dir, reason, detail, report)
 
 
-def resume_search(run_dir: Path, overrides: dict[str, object] | None = None, **kwargs: object) -> RunOutcome:
-    """Continue a run from its saved config (plus overrides such as more generations)."""
+def resume_search(run_dir: Path, domain_cls: type[Domain], overrides: dict[str, object] | None = None,
+                  **kwargs: object) -> RunOutcome:
+    """Continue a run of `domain_cls` (the class of the spec its run.json records) from its saved
+    config (plus overrides such as more generations)."""
     spec = rundir.run_domain_spec(run_dir)
-    return run_search(spec, rundir.load_saved_config(run_dir, overrides), run_dir, **kwargs)  # type: ignore[arg-type]
+    return run_search(spec, domain_cls, rundir.load_saved_config(run_dir, overrides), run_dir,
+                      **kwargs)  # type: ignore[arg-type]
 
 
 class _EmbeddedOnDemand:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.domains.adas.domain import box_files
+from engine.domains.adas.evaluation import box_files
 
 LOOPBACK_CLIENT = '''import os
 import openai

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adas import Benchmark
+from engine.domains.adas.benchmarks import Benchmark
 
 RIGHT = "the right one"
 DROP_GOLD = "Eagles"

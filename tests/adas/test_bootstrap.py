@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from benchmarks.adas.bootstrap import bootstrap_fitness
+from engine.domains.adas.benchmarks.bootstrap import bootstrap_fitness
 
 
 def test_bootstrap_of_a_known_bernoulli_sample_matches_the_normal_approximation():

@@ -18,11 +18,11 @@ from engine.domains.adas.domain import AdasDomain
 from engine.llm.config import LLMConfig
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
+from engine.llm.scripted import ScriptedLLM
 from engine.sandbox.runner import Sandbox
 from engine.search.candidate import CandidateFailure, Proposal, Status
 from engine.search.domain import CandidateContext, RunContext
 from tests.adas.test_framework import PAPER_STYLE
-from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.docker
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from benchmarks.adas import Benchmark, Split, Task
 from engine.config import RunConfig, load_config
 from engine.domains.adas.baselines import BASELINES, BaselineName
+from engine.domains.adas.benchmarks import Benchmark, Split, Task
 from engine.domains.adas.config import AdasConfig, PromptStyle
 from engine.domains.adas.domain import AdasDomain, budget_failure, budget_refused, check_forward
 from engine.domains.adas.transfer import TransferError, best_agents, transfer_config

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from engine.domains.adas.final_test import FINAL_DIR
+from engine.llm.scripted import ScriptedLLM
 from engine.search.archive import load_records
 from engine.search.candidate import Status
-from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

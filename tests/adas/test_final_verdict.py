@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.adas.bootstrap import paired_difference
 from engine.config import RunConfig
-from engine.search.rundir import save_config
 from engine.domains.adas.baselines import BASELINES, BaselineName
+from engine.domains.adas.benchmarks.bootstrap import paired_difference
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.final_test import FINAL_DIR, Verdict, best_baseline, compare, final_rows, lead_html
 from engine.search.archive import Archive, Record
 from engine.search.candidate import Status
+from engine.search.rundir import save_config
 
 
 def test_paired_difference_cancels_shared_difficulty() -> None:

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from engine.domains.adas.baselines import COT
+from engine.llm.scripted import ScriptedLLM
 from tests.adas.boxenv import run_harness
-from tests.support.scripted_llm import ScriptedLLM
 
 QUESTIONS = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "inputs": {}} for i in range(3)]
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from benchmarks.adas.loaders import LETTERS
-from benchmarks.adas.registry import Benchmark, Split, option_order_key
+from engine.domains.adas.benchmarks.loaders import LETTERS
+from engine.domains.adas.benchmarks.registry import Benchmark, Split, option_order_key
 from engine.domains.adas.config import AdasConfig
-from engine.domains.adas.domain import AdasDomain, box_files
+from engine.domains.adas.domain import AdasDomain
+from engine.domains.adas.evaluation import box_files
 from engine.domains.adas.evaluation import CandidateRun
 from engine.llm.config import LLMConfig
 from engine.search.domain import CandidateContext, RunContext

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from engine.llm.probe import UpstreamOutage
+from engine.llm.scripted import Reply
 from engine.search.candidate import CandidateFailure, Status
 from tests.adas.test_docker import harness, reply_by_fields  # noqa: F401 - the module's fixture
-from tests.support.scripted_llm import Reply
 
 pytestmark = pytest.mark.docker
 

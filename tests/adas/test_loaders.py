@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.adas import Benchmark, Split, load_tasks
-from benchmarks.adas.data import DataError, data_root
+from engine.domains.adas.benchmarks import Benchmark, Split, load_tasks
+from engine.domains.adas.benchmarks.data import DataError, data_root
 
 SHARED = data_root()
 FIXTURES = Path(__file__).parent / "data"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.adas.metrics import choice_match, drop_f1, grid_match, numeric_match, parse_choice
+from engine.domains.adas.benchmarks.metrics import choice_match, drop_f1, grid_match, numeric_match, parse_choice
 
 
 @pytest.mark.parametrize(("answer", "gold", "expected"), [

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import structlog
 
-from benchmarks.adas import Benchmark, load_tasks, spec_for
+from engine.domains.adas.benchmarks import Benchmark, load_tasks, spec_for
 from engine.domains.adas.config import AdasConfig
 from engine.domains.adas.domain import AdasDomain, check_forward
 from engine.llm.config import LLMConfig
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
+from engine.llm.scripted import ScriptedLLM
 from engine.sandbox.gate import check_code
 from engine.sandbox.runner import Sandbox
 from engine.search.candidate import CandidateFailure, Proposal, Status
@@ -26,7 +27,6 @@ from engine.search.domain import CandidateContext, RunContext
 from tests.adas.boxenv import run_harness
 from tests.adas.paper_agents import benchmark_of, paper_agents
 from tests.adas.plausible import plausible_reply, write_datasets
-from tests.support.scripted_llm import ScriptedLLM
 
 AGENTS = paper_agents()
 

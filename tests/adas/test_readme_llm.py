@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.scripted_llm import ScriptedLLM
+from engine.llm.scripted import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

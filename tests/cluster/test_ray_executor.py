@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from engine.cluster import open_ray
 from engine.config import RunConfig, build_config
+from engine.llm.scripted import ScriptedLLM
 from engine.search.archive import Record, load_records
 from engine.search.candidate import Status
 from engine.search.runner import run_search
@@ -23,7 +25,7 @@ from engine.search.stop import Stopper, StopReason
 from tests.cluster.conftest import HEAD, W1, W2
 from tests.search.conftest import square
 from tests.support.ray_cluster import LocalCluster
-from tests.support.scripted_llm import ScriptedLLM
+from tests.third_domain.domain import ToyDomain
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 TOY = "tests.third_domain.domain:ToyDomain"
@@ -57,7 +59,7 @@ def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def search(run_dir: Path, config: RunConfig) -> tuple[StopReason, list[Record], list[dict[str, Any]]]:
     os.environ["EVOBOX_CACHE_DIR"] = str(run_dir.parent / f"cache-{run_dir.name}")  # reset by _own_cache
     with capture_logs() as events:
-        outcome = run_search(TOY, config, run_dir, stopper=Stopper(), write_report=False)
+        outcome = run_search(TOY, ToyDomain, config, run_dir, stopper=Stopper(), remote=open_ray, write_report=False)
     return outcome.reason, load_records(run_dir), events
 
 
@@ -124,8 +126,8 @@ def test_a_worker_killed_mid_evaluation_loses_nothing(ray_cluster: LocalCluster,
         with ScriptedLLM(default=proposing) as llm, capture_logs() as events:
             killer = threading.Thread(target=kill_first_worker_evaluation, args=(events,))
             killer.start()
-            outcome = run_search(TOY, toy_config(llm.base_url, executor=ray_executor(ray_cluster), delay_s=4.0),
-                                 run_dir, stopper=Stopper(), write_report=False)
+            config = toy_config(llm.base_url, executor=ray_executor(ray_cluster), delay_s=4.0)
+            outcome = run_search(TOY, ToyDomain, config, run_dir, stopper=Stopper(), remote=open_ray, write_report=False)
             killer.join()
     finally:
         for name in victim:

@@ -12,9 +12,9 @@ import pytest
 from engine.domains.discopop import baselines, layers
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
+from engine.llm.scripted import ScriptedLLM
 from engine.search.domain import RunContext
 from tests.discopop.conftest import evaluate
-from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import pytest
 from engine.domains.discopop.dpbox import judge
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
-from tests.support.scripted_llm import Reply, ScriptedLLM
+from engine.llm.scripted import Reply, ScriptedLLM
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from engine.domains.discopop import baselines
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
 from engine.llm.probe import UpstreamOutage
+from engine.llm.scripted import Reply, ScriptedLLM
 from tests.discopop.conftest import evaluate
 from tests.discopop.test_gpu_settings import hf_config, hf_run, standins  # noqa: F401 - the module's fixtures
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import pytest
 from engine.llm.config import GatewayConfig, RoleConfig
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
-from tests.support.scripted_llm import ScriptedLLM
+from engine.llm.scripted import ScriptedLLM
 
 SECRET = "sk-test-" + "9f3a7c21" * 4  # the upstream key that must never reach a candidate
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from engine.llm.cli import llm_app
+from engine.cli.llm import llm_app
+from engine.llm.scripted import Reply
 from tests.llm.conftest import SECRET
-from tests.support.scripted_llm import Reply
 
 
 def write_config(tmp_path, base_url: str):

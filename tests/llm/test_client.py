@@ -9,8 +9,8 @@ import pytest
 from engine.llm.client import Budget, JsonMode, LLMCallError, LLMClient, LLMReplyError, Usage
 from engine.llm.config import Price
 from engine.llm.endpoint import Endpoint
+from engine.llm.scripted import Reply, ScriptedLLM
 from tests.llm.conftest import endpoint_of, fast_role
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 HELLO = [{"role": "user", "content": "hello"}]
 SCHEMA = {"title": "proposal", "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}

@@ -13,8 +13,8 @@ import pytest
 from engine.llm import box_client
 from engine.llm.config import ModelPolicy
 from engine.llm.gateway import CONTAINER_DIR, Gateway, GatewayError
+from engine.llm.scripted import Reply, ScriptedLLM
 from tests.llm.conftest import SECRET, endpoint_of, open_gateway, socket_client
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 

@@ -17,8 +17,8 @@ from engine.llm import box_client
 from engine.llm.config import GatewayConfig
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
+from engine.llm.scripted import Reply, ScriptedLLM
 from tests.llm.conftest import open_gateway, socket_client
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 KEY = "sk-proj/9f3a+7c21_" + "b8e4d0a6" * 4  # '/' and '+' so escaped-slash and base64 variants differ

@@ -9,7 +9,7 @@ import docker
 import pytest
 from typer.testing import CliRunner
 
-from engine.sandbox.cli import sandbox_app
+from engine.cli.sandbox import sandbox_app
 from engine.sandbox.engine import Engine
 
 pytestmark = pytest.mark.docker

@@ -173,7 +173,7 @@ def test_candidate_images_of_a_dead_run_are_removed(docker_client: docker.Docker
 def test_gc_command_reports_what_it_removed(docker_client: docker.DockerClient, base_image: str) -> None:
     from typer.testing import CliRunner
 
-    from engine.sandbox.cli import sandbox_app
+    from engine.cli.sandbox import sandbox_app
 
     leftover = _leftover(docker_client, base_image, f"test-gc-{uuid.uuid4().hex[:8]}")
     result = CliRunner().invoke(sandbox_app, ["gc"])

@@ -1,5 +1,5 @@
-"""The one result reader against hostile result files: every case ends as a CandidateFailure with
-a one-line reason, never another exception (which the loop would take for a broken environment
+"""The one result reader against hostile result files: every case ends, through the domain kit's
+mapping, as a CandidateFailure with a one-line reason, never another exception (which the loop would take for a broken environment
 and stop the run on). Both domains' result models are fuzzed here, on real files."""
 
 from __future__ import annotations
@@ -7,19 +7,28 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from engine.domains import kit
 from engine.domains.adas.evaluation import AnswersReport, SelftestReport
 from engine.domains.discopop.config import DiscoPopConfig, Setting
 from engine.domains.discopop.domain import DiscoPopDomain
 from engine.domains.discopop.results import EvalReport, TrainReport
-from engine.sandbox.results import MAX_DEPTH, json_depth_exceeds, read_result
+from engine.sandbox import results
+from engine.sandbox.results import MAX_DEPTH, json_depth_exceeds
 from engine.search.candidate import CandidateFailure, Status
 
 MODELS: list[type[BaseModel]] = [AnswersReport, SelftestReport, TrainReport, EvalReport]
 CAP = 1 << 20
+
+
+def read_result(out_dir: Path, name: str, model: type[BaseModel], **kwargs: Any) -> Any:
+    """The sandbox's reader, its refusals mapped as every domain maps them (kit.result_files)."""
+    with kit.result_files():
+        return results.read_result(out_dir, name, model, **kwargs)
 
 
 def _write(text: str | bytes) -> Callable[[Path], None]:

@@ -22,6 +22,7 @@ from engine.llm.client import LLMClient
 from engine.llm.config import Role
 from engine.llm.endpoint import Endpoint, resolve
 from engine.llm.gateway import Gateway
+from engine.llm.scripted import Reply, ScriptedLLM
 from engine.llm.usage import Budget
 from engine.search.archive import Record, load_records
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
@@ -32,7 +33,6 @@ from engine.search.spend import RunSpend
 from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import toy_config
 from tests.third_domain.domain import ToyConfig, ToyDomain
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 PROVOKE = "PROVOKE"  # code holding this word gets HTTP 500 for its agent calls from the upstream
 

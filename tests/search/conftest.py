@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 import structlog
 
-from engine import logging as evobox_logging
+from engine.cli import logging as evobox_logging
 from engine.config import RunConfig, build_config
 from engine.llm.client import LLMClient
 from engine.llm.config import Role
 from engine.llm.endpoint import resolve
+from engine.llm.scripted import ScriptedLLM
 from engine.search.archive import Record, load_records
 from engine.search.domain import RunContext
 from engine.search.loop import Search
 from engine.search.observer import Observer
 from engine.search.stop import Stopper, StopReason
 from tests.third_domain.domain import ToyConfig, ToyDomain
-from tests.support.scripted_llm import ScriptedLLM
 
 
 def proposal(code: str, name: str = "Cand", thought: str = "an idea") -> str:

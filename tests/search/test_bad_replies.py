@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from engine.llm.scripted import Reply, ScriptedLLM
 from engine.search.candidate import Status
 from engine.search.pipeline import MAX_ASSISTANT_CHARS
 from engine.search.stop import StopReason
 from tests.search.conftest import ToyRunner, proposal, square, user_messages
 from tests.third_domain.domain import BASELINES
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 BAD_REPLIES = {
     "not_json": ("Sure! I would square x.", Status.INVALID, "JSON"),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from engine.llm.scripted import ScriptedLLM
 from engine.search.candidate import Status
 from engine.search.stop import StopReason
 from tests.search.conftest import ToyRunner, proposal, square
-from tests.support.scripted_llm import ScriptedLLM
 
 
 def _distinct(body: dict) -> str:

@@ -17,12 +17,12 @@ from pathlib import Path
 from engine.sandbox.client import connect
 import pytest
 
+from engine.llm.scripted import ScriptedLLM
 from engine.sandbox.owner import PID_LABEL
 from engine.search.archive import load_records
 from engine.search.candidate import Status
 from engine.search.stop import StopReason
 from tests.search.conftest import proposal, square
-from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

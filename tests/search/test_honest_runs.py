@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.llm.scripted import ScriptedLLM
 from engine.search.candidate import Status
 from engine.search.report import write_report
 from engine.search.spend import AGENT_SPEND_NAME
 from engine.search.stop import StopReason
 from tests.search.agent_toy import PROVOKE, AgentToyRunner, AgentUpstream
 from tests.search.conftest import proposal, square
-from tests.support.scripted_llm import ScriptedLLM
 
 DOLLAR_A_CALL = {"scripted": {"input_per_m": 100_000.0, "output_per_m": 0.0}}  # 10 prompt tokens = $1
 

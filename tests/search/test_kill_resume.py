@@ -29,13 +29,13 @@ import pytest
 
 from engine.domains.adas.baselines import COT
 from engine.domains.discopop.baselines import DPO
+from engine.llm.scripted import ScriptedLLM
 from engine.sandbox.naming import RUN_LABEL, STAGE_LABEL, Stage
 from engine.sandbox.owner import PID_LABEL
 from engine.search.archive import load_records
 from engine.search.candidate import Status
 from tests.adas.test_docker import QUESTIONS, reply_by_fields
 from tests.search.conftest import proposal
-from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

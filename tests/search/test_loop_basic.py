@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+from engine.llm.scripted import ScriptedLLM
 from engine.search.candidate import Status
 from engine.search.stop import StopReason
 from tests.search.conftest import ToyRunner, proposal, square, user_messages
-from tests.support.scripted_llm import ScriptedLLM
 
 
 def test_baselines_then_candidate_are_archived_in_order(toy: ToyRunner) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.llm.scripted import ScriptedLLM
 from engine.search.archive import Generation
 from engine.search.candidate import Status
 from engine.search.observer import Observer
 from engine.search.pipeline import request_seed
 from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import ToyRunner, proposal, user_messages
-from tests.support.scripted_llm import ScriptedLLM
 
 PER_GENERATION = 4
 

@@ -10,11 +10,11 @@ from collections import Counter
 import pytest
 
 from engine import pyast
+from engine.llm.scripted import ScriptedLLM
 from engine.search.candidate import CandidateFailure, Status
 from engine.search.pipeline import static_checks
 from engine.search.stop import StopReason
 from tests.search.conftest import ToyRunner, proposal, square
-from tests.support.scripted_llm import ScriptedLLM
 
 
 class _Seen:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from engine.cli.progress import RichProgress
 from engine.llm.usage import Usage
 from engine.search.archive import Record
 from engine.search.candidate import Status
-from engine.search.progress import RichProgress
 
 
 def test_progress_shows_generation_stages_best_and_spend() -> None:

@@ -6,9 +6,9 @@ import re
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.llm.scripted import ScriptedLLM
 from engine.search.report import fitness_plot, write_report
 from tests.search.conftest import ToyRunner, proposal
-from tests.support.scripted_llm import ScriptedLLM
 
 
 def _mixed(body: dict) -> str:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError
+from engine.config import ConfigError, ExecutorConfig, ExecutorKind
 from engine.search.rundir import RunDirError, save_config
 from engine.search.runner import run_search
 from engine.search.stop import Stopper, StopReason
 from tests.search.conftest import toy_config
+from tests.third_domain.domain import ToyDomain
 
 DOMAIN = "tests.third_domain.domain:ToyDomain"
 
@@ -30,14 +31,15 @@ def _existing_run(tmp_path: Path, domain_table: dict) -> Path:
 def test_rerun_with_another_domain_table_is_refused(tmp_path: Path) -> None:
     run_dir = _existing_run(tmp_path, {"xs": [1.0, 2.0], "mode": "inprocess", "eval_delay_s": 0.0})
     with pytest.raises(ConfigError, match=r"\[domain\] table differs"):
-        run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1", domain={"xs": [5.0]}), run_dir, stopper=Stopper())
+        run_search(DOMAIN, ToyDomain, toy_config("http://127.0.0.1:9/v1", domain={"xs": [5.0]}), run_dir,
+                   stopper=Stopper())
 
 
 def test_rerun_with_another_domain_is_refused(tmp_path: Path) -> None:
     run_dir = _existing_run(tmp_path, {})
     (run_dir / "run.json").write_text(json.dumps({"domain": "adas"}))
     with pytest.raises(RunDirError, match="holds a 'adas' run"):
-        run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
+        run_search(DOMAIN, ToyDomain, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
 
 
 def test_second_process_on_a_run_dir_is_refused(tmp_path: Path) -> None:
@@ -46,7 +48,7 @@ def test_second_process_on_a_run_dir_is_refused(tmp_path: Path) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX)  # another process's lock: flock is per open file description
     try:
         with pytest.raises(RunDirError, match="in use by another evobox process"):
-            run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
+            run_search(DOMAIN, ToyDomain, toy_config("http://127.0.0.1:9/v1"), run_dir, stopper=Stopper())
     finally:
         os.close(fd)
 
@@ -59,8 +61,8 @@ def test_a_refused_second_process_leaves_the_live_runs_config_alone(tmp_path: Pa
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with pytest.raises(RunDirError, match="in use by another evobox process"):
-            run_search(DOMAIN, toy_config("http://127.0.0.1:9/v1", search={"generations": 7}, domain=table), run_dir,
-                       stopper=Stopper())
+            run_search(DOMAIN, ToyDomain, toy_config("http://127.0.0.1:9/v1", search={"generations": 7}, domain=table),
+                       run_dir, stopper=Stopper())
     finally:
         os.close(fd)
     assert (run_dir / "config.json").read_bytes() == before
@@ -91,5 +93,14 @@ def test_a_domain_setting_added_since_the_run_started_is_not_another_search(tmp_
     saved["domain"] = {"xs": [1.0, 2.0]}  # written by a version whose ToyConfig had only xs
     (run_dir / CONFIG_NAME).write_text(json.dumps(saved))
     config = toy_config("http://127.0.0.1:9/v1", domain=table, search={"generations": 0})
-    outcome = run_search(DOMAIN, config, run_dir, stopper=Stopper(), write_report=False)
+    outcome = run_search(DOMAIN, ToyDomain, config, run_dir, stopper=Stopper(), write_report=False)
     assert outcome.reason is StopReason.COMPLETED, outcome.detail  # not "[domain] table differs"
+
+
+def test_a_cluster_executor_without_its_opener_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """engine.search never imports engine.cluster: a caller that hands no opener down gets a
+    clear error for `[executor] kind = "ray"`, and the run directory stays untouched."""
+    config = toy_config("http://127.0.0.1:9/v1").model_copy(update={"executor": ExecutorConfig(kind=ExecutorKind.RAY)})
+    with pytest.raises(ConfigError, match="executor.kind = 'ray'"):
+        run_search(DOMAIN, ToyDomain, config, tmp_path / "run", stopper=Stopper())
+    assert not (tmp_path / "run").exists()

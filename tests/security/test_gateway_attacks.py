@@ -24,9 +24,9 @@ import pytest
 from engine.llm.config import GatewayConfig
 from engine.llm.endpoint import Endpoint
 from engine.llm.gateway import Gateway
+from engine.llm.scripted import Reply, ScriptedLLM
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.runner import RunResult, Sandbox
-from tests.support.scripted_llm import Reply, ScriptedLLM
 
 pytestmark = pytest.mark.docker
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from engine.llm.scripted import ScriptedLLM
 from engine.search.archive import load_records
 from engine.search.candidate import Status
 from tests.search.conftest import proposal, square
-from tests.support.scripted_llm import ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = Path(__file__).resolve().parent

@@ -7,8 +7,8 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from benchmarks.adas import Benchmark, Split
 from engine.domains.adas.baselines import BaselineName
+from engine.domains.adas.benchmarks import Benchmark, Split
 from engine.sandbox.limits import parse_size
 
 

@@ -7,42 +7,28 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmarks.adas import BootstrapResult, Task, bootstrap_fitness, load_tasks, spec_for
-from benchmarks.adas.registry import Benchmark
-from engine.domains.adas import final_test, prompts
-from engine.domains.adas.baselines import baselines
+from engine.domains.adas import final_test, prompts, transfer
+from engine.domains.adas.benchmarks import BootstrapResult, Task, bootstrap_fitness, load_tasks, spec_for
+from engine.domains.adas.benchmarks.registry import Benchmark
 from engine.domains.adas.config import AdasConfig
+from engine.domains.adas.evaluation import CandidateRun
 from engine.sandbox.limits import SandboxLimits
 from engine.search.candidate import CandidateFailure, Evaluation, Proposal, Status
-from engine.search.domain import CandidateContext, Domain, RunContext
+from engine.search.domain import CandidateContext, Domain, RunCommand, RunContext
 from engine.search.proposal import candidate_tree
 from engine.search.stop import StopReason
 from engine.task_secret import TaskSecret
 
 RUNTIME = "adas"
-LAYER_KIND = "adas-candidate"
-BOX_FILES = ("__init__.py", "framework.py", "backend.py", "stub.py", "harness.py")
-ANSWERS_MAX_BYTES = 32 * 1024 * 1024
-SELFTEST_MAX_BYTES = 64 * 1024
 EVALUATION_FIELDS = {"benchmark", "split", "n_questions", "languages", "source", "data_dir", "repeats", "arc_max_side",
                      "seed", "question_timeout_s", "agent_max_tokens", "llm_calls_per_question",
                      "llm_tokens_per_question", "bootstrap_resamples", "min_accuracy"}
 BUDGET_ERROR = "BudgetSpent:"  # how the harness reports a call the gateway refused for the budget
 COMMON_ERRORS = 3  # distinct per-question errors named in a failure reason
 ERROR_CHARS = 160  # each one truncated to this
-
-
-def box_files(code: str) -> dict[str, bytes]:
-    """What the candidate layer adds under /opt/evobox: framework, gateway client, agent code."""
-    box = resources.files("engine.domains.adas.box")
-    files = {f"adas_box/{name}": box.joinpath(name).read_bytes() for name in BOX_FILES}
-    files["evobox_llm.py"] = resources.files("engine.llm").joinpath("box_client.py").read_bytes()
-    files["agent.py"] = code.encode("utf-8")
-    return files
 
 
 def check_forward(code: str | ast.Module) -> None:
@@ -152,12 +138,7 @@ class AdasDomain(Domain):
     # ---- candidates ----------------------------------------------------------------------
     def baselines(self) -> list[Proposal]:
         """Hand-written baselines, plus the best agents of another run when transferring."""
-        chosen = baselines(self.config.baselines)
-        if self.config.agents_from:
-            from engine.domains.adas.transfer import best_agents  # noqa: PLC0415
-
-            chosen += best_agents(Path(self.config.agents_from), self.config.top_k)
-        return chosen
+        return transfer.initial_agents(self.config)
 
     def check(self, tree: ast.Module) -> None:
         check_forward(tree)
@@ -173,16 +154,14 @@ class AdasDomain(Domain):
 
     def after_search(self, run_dir: Path, **run_kwargs: Any) -> tuple[StopReason, str] | None:
         """The best agents and the best baseline on the test split (final_test.py)."""
-        return final_test.run_final_test(run_dir, self.config, **run_kwargs)
+        return final_test.run_final_test(type(self), run_dir, self.config, **run_kwargs)
 
     def report_lead(self, run_dir: Path) -> str:
         return final_test.lead_html(run_dir, self.config)
 
     @classmethod
-    def cli_commands(cls) -> Any:
-        from engine.domains.adas.transfer import cli_app  # noqa: PLC0415  (typer only for the CLI)
-
-        return cli_app
+    def cli_commands(cls, run: RunCommand) -> Any:
+        return transfer.cli_commands(cls, run)
 
     def tasks(self) -> list[Task]:
         """The evaluation questions (loaded once; the engine keeps the gold answers)."""
@@ -206,8 +185,6 @@ class AdasDomain(Domain):
 
     # ---- evaluation ----------------------------------------------------------------------
     def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
-        from engine.domains.adas.evaluation import CandidateRun  # noqa: PLC0415  (docker only when evaluating)
-
         if self._runtime is None:
             self.prepare(ctx.run)
         assert self._runtime is not None

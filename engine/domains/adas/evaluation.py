@@ -4,13 +4,13 @@ then answer the questions through the gateway. Returns the raw answers; scoring 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adas import Task, spec_for
 from engine.domains import kit
+from engine.domains.adas.benchmarks import Task, spec_for
 from engine.domains.adas.config import AdasConfig
-from engine.domains.adas.domain import ANSWERS_MAX_BYTES, LAYER_KIND, SELFTEST_MAX_BYTES, box_files
 from engine.llm.usage import Usage
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import ResultModel
@@ -20,8 +20,21 @@ from engine.search.domain import CandidateContext
 from engine.search.settle import settle_grant
 
 HARNESS = ["python3", "-m", "adas_box.harness"]
+LAYER_KIND = "adas-candidate"
+BOX_FILES = ("__init__.py", "framework.py", "backend.py", "stub.py", "harness.py")
+ANSWERS_MAX_BYTES = 32 * 1024 * 1024
+SELFTEST_MAX_BYTES = 64 * 1024
 STARTUP_S = 30.0  # container start and interpreter import, on a busy 2-core machine
 SELFTEST_TRIES = 2  # a failed sample is run again with the other shape of stub replies
+
+
+def box_files(code: str) -> dict[str, bytes]:
+    """What the candidate layer adds under /opt/evobox: framework, gateway client, agent code."""
+    box = resources.files("engine.domains.adas.box")
+    files = {f"adas_box/{name}": box.joinpath(name).read_bytes() for name in BOX_FILES}
+    files["evobox_llm.py"] = resources.files("engine.llm").joinpath("box_client.py").read_bytes()
+    files["agent.py"] = code.encode("utf-8")
+    return files
 
 
 def budget_spent(calls: int, tokens: int, config: AdasConfig, questions: int) -> str | None:

@@ -3,7 +3,7 @@
 Candidates are selected on the validation split, so their validation scores are biased upward.
 When a search completes, the top-k discovered agents and the best baseline (both by validation
 fitness) are evaluated on the test split through the transfer path (`transfer.evaluate_run`,
-the same as `evobox evaluate`): a run of zero generations in RUN_DIR/test/, durable and
+the same as `evobox adas evaluate`): a run of zero generations in RUN_DIR/test/, durable and
 resumable like any run; once its archive holds every agent it is not run again.
 
 The verdict compares the best discovered agent (the top one on validation: choosing it on the
@@ -24,12 +24,14 @@ from typing import Any
 
 import structlog
 
-from benchmarks.adas import Split
-from benchmarks.adas.bootstrap import paired_difference
 from engine.domains.adas.baselines import BASELINES, BaselineName
+from engine.domains.adas.benchmarks import Split
+from engine.domains.adas.benchmarks.bootstrap import paired_difference
 from engine.domains.adas.config import AdasConfig
+from engine.domains.adas.transfer import TransferError, evaluate_run, initial_agents, transfer_config
 from engine.search.archive import Record, load_records
 from engine.search.candidate import Status
+from engine.search.domain import Domain
 from engine.search.stop import StopReason
 
 log = structlog.get_logger()
@@ -90,11 +92,11 @@ def best_baseline(records: list[Record]) -> BaselineName | None:
     return by_code[best.code] if best else None
 
 
-def run_final_test(run_dir: Path, config: AdasConfig, **run_kwargs: Any) -> tuple[StopReason, str] | None:
-    """Evaluate the chosen agents on the test split unless done already; None when there is
-    nothing to do (disabled, a transfer run itself, no scored discovered agent)."""
-    from engine.domains.adas.domain import AdasDomain  # noqa: PLC0415 - domain imports this module
-    from engine.domains.adas.transfer import TransferError, evaluate_run, transfer_config  # noqa: PLC0415
+def run_final_test(domain_cls: type[Domain], run_dir: Path, config: AdasConfig,
+                   **run_kwargs: Any) -> tuple[StopReason, str] | None:
+    """Evaluate the chosen agents on the test split (a run of `domain_cls`, the caller's class:
+    domain.py imports this module) unless done already; None when there is nothing to do
+    (disabled, a transfer run itself, no scored discovered agent)."""
 
     settings = config.final_test
     if not settings.enabled or config.agents_from or config.split is Split.TEST:
@@ -107,12 +109,12 @@ def run_final_test(run_dir: Path, config: AdasConfig, **run_kwargs: Any) -> tupl
         log.info("adas.final_test_skipped", reason=str(exc))
         return None
     target = final_dir(run_dir)
-    expected = len(AdasDomain(AdasConfig.model_validate(planned.domain)).baselines())
+    expected = len(initial_agents(AdasConfig.model_validate(planned.domain)))
     if _done(target, expected):
         return StopReason.COMPLETED, "test split already evaluated"
     log.info("adas.final_test", agents=expected, questions=settings.n_questions or "all", run_dir=str(target))
-    outcome = evaluate_run(run_dir, config.benchmark, Split.TEST, target=target, write_report=False, **kwargs,
-                           **run_kwargs)  # type: ignore[arg-type]
+    outcome = evaluate_run(domain_cls, run_dir, config.benchmark, Split.TEST, target=target, write_report=False,
+                           **kwargs, **run_kwargs)  # type: ignore[arg-type]
     if outcome.reason is StopReason.COMPLETED:
         return outcome.reason, f"test split evaluated ({expected} agents, {target})"
     return outcome.reason, f"test split: {outcome.detail}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from benchmarks.adas import Benchmark
 from engine.domains.adas.baselines import COT
+from engine.domains.adas.benchmarks import Benchmark
 from engine.domains.adas.config import PromptStyle
 
 SYSTEM = ("You are an expert in designing agents built from LLM calls. You write Python agents for a "

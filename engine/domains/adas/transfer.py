@@ -4,29 +4,36 @@ benchmark or another agent model (the paper's transfer experiments).
 A transfer is itself a run, in RUN_DIR/transfer/<benchmark>-<split>-<model>/: zero generations,
 and the archive seeded with the baselines plus the source run's top-K agents. So it gets the
 same report, resume after a crash, and the baseline-score cache for free.
+
+This module sits below `domain.py` (which imports it): the domain class that runs a transfer is
+handed in by the caller (`AdasDomain.after_search`, `AdasDomain.cli_commands`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from benchmarks.adas import Benchmark, Split
 from engine.config import RunConfig, build_config
-from engine.domains.adas.baselines import BaselineName
+from engine.domains.adas.baselines import BaselineName, baselines as hand_written
+from engine.domains.adas.benchmarks import Benchmark, Split
+from engine.domains.adas.config import AdasConfig
 from engine.search.archive import load_records
 from engine.search.candidate import Proposal, Status
+from engine.search.domain import Domain, RunCommand
 from engine.search.rundir import load_saved_config, run_domain_spec
 from engine.search.runner import RunOutcome, run_search
 
 DOMAIN = "adas"
 
 
-class TransferError(Exception):
-    """The source run cannot be transferred (not an ADAS run, no scored agent)."""
+class TransferError(ValueError):
+    """The source run cannot be transferred (not an ADAS run, no scored agent). A ValueError, so
+    that the CLI prints it as a one-line error."""
 
 
 def best_agents(run_dir: Path, top_k: int) -> list[Proposal]:
@@ -35,6 +42,15 @@ def best_agents(run_dir: Path, top_k: int) -> list[Proposal]:
                if r.status is Status.OK and r.fitness is not None and r.generation != "initial"]
     records.sort(key=lambda r: r.fitness, reverse=True)  # type: ignore[arg-type, return-value]
     return [Proposal(r.name, r.thought, r.code) for r in records[:top_k]]
+
+
+def initial_agents(config: AdasConfig) -> list[Proposal]:
+    """A run's initial candidates: the hand-written baselines, plus the best agents of another
+    run when transferring."""
+    chosen = hand_written(config.baselines)
+    if config.agents_from:
+        chosen += best_agents(Path(config.agents_from), config.top_k)
+    return chosen
 
 
 def transfer_config(run_dir: Path, benchmark: Benchmark, split: Split, *, model: str | None = None,
@@ -65,45 +81,45 @@ def transfer_dir(run_dir: Path, benchmark: Benchmark, split: Split, model: str |
     return run_dir / "transfer" / f"{benchmark.value}-{split.value}-{slug}"
 
 
-def evaluate_run(run_dir: Path, benchmark: Benchmark, split: Split = Split.TEST, *, model: str | None = None,
-                 top_k: int = 3, n_questions: int = 0, baselines: list[BaselineName] | None = None,
-                 target: Path | None = None, **run_kwargs: Any) -> RunOutcome:
-    """Re-evaluate RUN_DIR's best agents in `target` (default: transfer_dir); returns the transfer
-    run's outcome (report included). `run_kwargs` go to run_search (stopper, observer, on_open)."""
+def evaluate_run(domain_cls: type[Domain], run_dir: Path, benchmark: Benchmark, split: Split = Split.TEST, *,
+                 model: str | None = None, top_k: int = 3, n_questions: int = 0,
+                 baselines: list[BaselineName] | None = None, target: Path | None = None,
+                 **run_kwargs: Any) -> RunOutcome:
+    """Re-evaluate RUN_DIR's best agents in `target` (default: transfer_dir) as a run of
+    `domain_cls`; returns the transfer run's outcome (report included). `run_kwargs` go to
+    run_search (stopper, observer, on_open, remote)."""
     config = transfer_config(run_dir, benchmark, split, model=model, top_k=top_k, n_questions=n_questions,
                              baselines=baselines)
-    return run_search(DOMAIN, config, target or transfer_dir(run_dir, benchmark, split, model), **run_kwargs)
+    return run_search(DOMAIN, domain_cls, config, target or transfer_dir(run_dir, benchmark, split, model),
+                      **run_kwargs)
 
 
-def evaluate_command(
-    run_dir: Annotated[Path, typer.Argument(help="An ADAS run directory.", file_okay=False, exists=True)],
-    benchmark: Annotated[Benchmark, typer.Option("--benchmark", help="Benchmark to evaluate on.")],
-    split: Annotated[Split, typer.Option("--split", help="valid or test.")] = Split.TEST,
-    model: Annotated[str | None, typer.Option("--model", help="Agent model (default: the run's).")] = None,
-    top: Annotated[int, typer.Option("--top", min=1, help="How many of the run's best agents.")] = 3,
-    n_questions: Annotated[int, typer.Option("--n-questions", min=0,
-                                             help="First N questions (0: the paper's whole split).")] = 0,
-    no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the hand-written baselines.")] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="Console log level.")] = "info",
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
-) -> None:
-    """Re-evaluate RUN_DIR's best agents (and the baselines) on another split, benchmark or model."""
-    from rich.console import Console  # noqa: PLC0415
+def cli_commands(domain_cls: type[Domain], run: RunCommand) -> typer.Typer:
+    """`evobox adas ...`: the transfer command, run through the CLI's `run` (logging, live
+    display, Ctrl-C, how the run ended)."""
 
-    from engine import logging as evobox_logging  # noqa: PLC0415
-    from engine.search.cli import execute_run  # noqa: PLC0415  (logging, progress, Ctrl-C, report line)
+    def evaluate_command(
+        run_dir: Annotated[Path, typer.Argument(help="An ADAS run directory.", file_okay=False, exists=True)],
+        benchmark: Annotated[Benchmark, typer.Option("--benchmark", help="Benchmark to evaluate on.")],
+        split: Annotated[Split, typer.Option("--split", help="valid or test.")] = Split.TEST,
+        model: Annotated[str | None, typer.Option("--model", help="Agent model (default: the run's).")] = None,
+        top: Annotated[int, typer.Option("--top", min=1, help="How many of the run's best agents.")] = 3,
+        n_questions: Annotated[int, typer.Option("--n-questions", min=0,
+                                                 help="First N questions (0: the paper's whole split).")] = 0,
+        no_baselines: Annotated[bool, typer.Option("--no-baselines", help="Skip the hand-written baselines.")] = False,
+        log_level: Annotated[str, typer.Option("--log-level", help="Console log level.")] = "info",
+        no_progress: Annotated[bool, typer.Option("--no-progress", help="No live display.")] = False,
+    ) -> None:
+        """Re-evaluate RUN_DIR's best agents (and the baselines) on another split, benchmark or model."""
 
-    console = Console(stderr=True)
-    evobox_logging.configure(console, level=log_level)
-    try:
-        config = transfer_config(run_dir, benchmark, split, model=model, top_k=top, n_questions=n_questions,
-                                 baselines=[] if no_baselines else None)
-    except TransferError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    target = transfer_dir(run_dir, benchmark, split, model)
-    execute_run(console, target, no_progress, lambda **kw: run_search(DOMAIN, config, target, **kw))
+        def plan() -> tuple[Path, Callable[..., RunOutcome]]:
+            config = transfer_config(run_dir, benchmark, split, model=model, top_k=top, n_questions=n_questions,
+                                     baselines=[] if no_baselines else None)
+            target = transfer_dir(run_dir, benchmark, split, model)
+            return target, lambda **kw: run_search(DOMAIN, domain_cls, config, target, **kw)
 
+        run(plan, log_level=log_level, no_progress=no_progress)
 
-cli_app = typer.Typer(help="ADAS commands.", no_args_is_help=True)
-cli_app.command("evaluate")(evaluate_command)
+    app = typer.Typer(help="ADAS commands.", no_args_is_help=True)
+    app.command("evaluate")(evaluate_command)
+    return app

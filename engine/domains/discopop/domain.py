@@ -204,14 +204,15 @@ class DiscoPopDomain(Domain):
         target.mkdir(parents=True)
         limit = self.config.train_limits.out_max
         what = "trained weights"
-        for beta in self.config.betas:
-            for seed in self.config.seeds:
-                key = run_key(beta, seed)
-                names = ([f"{key}.safetensors"] if self.config.setting is Setting.PROXY else
-                         [f"{key}/{name}" for name in list_result_dir(train_out, f"weights/{key}",
-                                                                      max_entries=WEIGHT_FILES_MAX, what=what)])
-                for name in names:
-                    copy_result_file(train_out, f"weights/{name}", target / name, max_bytes=limit, what=what)
+        with kit.result_files():
+            for beta in self.config.betas:
+                for seed in self.config.seeds:
+                    key = run_key(beta, seed)
+                    names = ([f"{key}.safetensors"] if self.config.setting is Setting.PROXY else
+                             [f"{key}/{name}" for name in list_result_dir(train_out, f"weights/{key}",
+                                                                          max_entries=WEIGHT_FILES_MAX, what=what)])
+                    for name in names:
+                        copy_result_file(train_out, f"weights/{name}", target / name, max_bytes=limit, what=what)
         target.chmod(0o755)
         return target
 

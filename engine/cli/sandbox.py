@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from engine.logging import configure as configure_logging
+from engine.cli.logging import configure as configure_logging
 from engine.sandbox.client import connect
 from engine.sandbox.engine import describe
 from engine.sandbox.errors import SandboxError

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine import logging as evobox_logging
+from engine.cli import logging as evobox_logging
 from engine.config import ConfigError, load_config
 from engine.llm.client import LLMCallError, LLMClient
 from engine.llm.config import EmbeddedConfig, LLMConfig, Role, RoleConfig, role_overrides
