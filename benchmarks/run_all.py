@@ -13,6 +13,7 @@ BENCHMARKS = [
     "benchmarks.perf_sandbox",
     "benchmarks.perf_containment",
     "benchmarks.perf_llm",
+    "benchmarks.perf_adas_eval",
     "benchmarks.perf_ray",
     "benchmarks.discopop.perf_discopop",
 ]

@@ -64,18 +64,20 @@ def _embedded(settings: EmbeddedConfig) -> Iterator[EmbeddedServer]:
 def serve(config: Path | None = CONFIG_OPTION,
           threads: int | None = typer.Option(None, help="Generation threads (default: [llm.embedded] threads = 1; "
                                                         "2 is faster only on an idle 2-core machine)."),
-          ctx_size: int | None = typer.Option(None, help="Context length in tokens (default 8192)."),
+          ctx_size: int | None = typer.Option(None, help="Context length per request slot in tokens (default 8192)."),
+          parallel: int | None = typer.Option(None, help="Requests served at once (default: [llm.embedded] parallel = 3)."),
           port: int | None = typer.Option(None, help="Port on 127.0.0.1 (default: a free one).")) -> None:
     """Run the embedded Qwen2.5-Coder-1.5B model (downloading it once) until Ctrl-C."""
     evobox_logging.configure(console, level="warning")
     settings = _llm_config(config).embedded
-    updates = {k: v for k, v in {"threads": threads, "ctx_size": ctx_size, "port": port}.items() if v is not None}
+    updates = {k: v for k, v in {"threads": threads, "ctx_size": ctx_size, "parallel": parallel,
+                                         "port": port}.items() if v is not None}
     settings = settings.model_copy(update=updates)
     with _embedded(settings) as server:
         url = server.endpoint.base_url
         name = settings.served_name()
         console.print(f"Serving {escape(name)} at [bold]{url}[/bold] "
-                      f"({settings.threads} thread(s), context {settings.ctx_size} tokens)")
+                      f"({settings.threads} thread(s), {settings.parallel} slot(s) of {settings.ctx_size} tokens)")
         console.print(escape(f"Point a run at it: OPENAI_BASE_URL={url} evobox search DOMAIN --model {name} "
                              f'(or base_url = "{url}", model = "{name}" in [llm.meta]). Ctrl-C stops it.'))
         try:

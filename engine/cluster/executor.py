@@ -88,7 +88,7 @@ class RayExecutor:
             affinity = NodeAffinitySchedulingStrategy(self._head_node, soft=False)
             c = gateway.config
             self._bridge = ray.remote(GatewayBridge).options(num_cpus=0, scheduling_strategy=affinity).remote(
-                str(gateway.socket_path), min(c.max_concurrency, c.max_connections_per_peer), c.upstream_timeout_s + 30)
+                str(gateway.socket_path), min(gateway.max_concurrency, c.max_connections_per_peer), c.upstream_timeout_s + 30)
             ray.get(self._bridge.ready.remote(), timeout=_CALL_TIMEOUT_S)
         nodes = [n for n in ray.nodes() if n["Alive"]]
         log.info("cluster.connected", nodes=len(nodes), head=self._head_node[:12],

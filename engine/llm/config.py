@@ -11,7 +11,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = structlog.get_logger()
 
 EMBEDDED_MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 
@@ -86,8 +89,12 @@ class EmbeddedConfig(_Strict):
     threads: int = Field(1, ge=1, description="CPU threads for generation. Default 1: on a 2-core machine 1 thread "
                                               "holds ~10 tok/s while evaluations run beside it, 2 collapse to ~4.5 "
                                               "(2 is faster only on an idle machine: `evobox llm serve --threads 2`).")
-    ctx_size: int = Field(8192, ge=512, description="Context length in tokens (KV cache; ~2 GB RSS at 8192).")
-    parallel: int = Field(1, ge=1, description="Concurrent request slots; the context is split between them.")
+    ctx_size: int = Field(8192, ge=512, description="Context length of each request slot in tokens (the KV cache "
+                                                    "holds ctx_size x parallel tokens, ~28 KB each: 8192 x 3 ~ 0.7 GB).")
+    parallel: int = Field(3, ge=1, le=16, description="Requests served at once, decoded together in one batch "
+                                                      "(continuous batching): the ADAS harness's 2 question threads "
+                                                      "plus the meta LLM's conversation, which keeps its slot's "
+                                                      "prompt cache across reflection rounds. 1: one at a time.")
     port: int = Field(0, ge=0, le=65535, description="Port on 127.0.0.1; 0 picks a free one.")
     cache_dir: Path | None = Field(None, description="Where the assembled GGUF is kept. None: $EVOBOX_CACHE_DIR, "
                                                      "else $XDG_CACHE_HOME/evobox, else ~/.cache/evobox (models/ below it).")
@@ -120,8 +127,11 @@ class ModelPolicy(str, enum.Enum):
 class GatewayConfig(_Strict):
     """The OpenAI-compatible unix-socket server that sandboxed candidates call."""
 
-    max_concurrency: int = Field(8, ge=1, description="Upstream calls in flight across all grants; more wait "
-                                                 "their turn, handed out round robin between grants.")
+    max_concurrency: int | None = Field(None, ge=1, description="Upstream calls in flight across all grants; "
+                                        "more wait their turn, handed out round robin between grants. None: what "
+                                        "the run asks for (calls in flight per candidate, e.g. ADAS threads, x "
+                                        "[search] eval_slots). A number is an upper bound; a run that asks for "
+                                        "more is told so in the log (llm.gateway.concurrency_below_demand).")
     allowed_models: list[str] = Field(default_factory=list, description="Models a candidate may name; the upstream "
                                                                         "model is always allowed. A request without a model gets the upstream model.")
     model_policy: ModelPolicy = Field(ModelPolicy.REJECT, description="reject (403) or map to the upstream model.")
@@ -144,6 +154,25 @@ class GatewayConfig(_Strict):
                                                         "503); also kept at most half the process's open-file limit.")
     max_connections_per_peer: int = Field(64, ge=1, description="Open connections per peer uid (each concurrent "
                                                                  "candidate runs as its own uid); more get 503.")
+
+
+UNSTATED_DEMAND = 8
+"""Upstream calls in flight for a gateway whose user states neither a limit nor its demand."""
+
+
+def upstream_concurrency(config: GatewayConfig, demand: int | None) -> int:
+    """How many upstream calls the gateway lets run at once: the explicit limit, else the demand.
+
+    A limit below what the run asks for would make calls queue in the gateway while the
+    candidate's threads wait (an evaluation up to threads/limit times slower), so it is
+    honoured but logged; without a limit the gateway follows the demand."""
+    if config.max_concurrency is None:
+        return demand or UNSTATED_DEMAND
+    if demand is not None and config.max_concurrency < demand:
+        log.warning("llm.gateway.concurrency_below_demand", max_concurrency=config.max_concurrency, demand=demand,
+                    effect="calls beyond the limit queue in the gateway; unset [llm.gateway] max_concurrency "
+                           "to follow the demand")
+    return config.max_concurrency
 
 
 class LLMConfig(_Strict):

@@ -227,7 +227,8 @@ class EmbeddedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as logfile:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=logfile, stderr=subprocess.STDOUT)
-        log.info("llm.embedded.starting", port=self._port, threads=cfg.threads, ctx_size=cfg.ctx_size)
+        log.info("llm.embedded.starting", port=self._port, threads=cfg.threads, ctx_size=cfg.ctx_size,
+                 parallel=cfg.parallel)
         started = time.monotonic()
         try:
             self._wait_ready()

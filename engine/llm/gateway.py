@@ -20,8 +20,8 @@ Every candidate is treated as hostile; each protection lives in one module:
   within one call's rounding (the bound is bytes; the tokenizer's count replaces it after the
   reply, and an upstream that reports no usage is charged the reservation). Spent budgets get
   429 with `x-should-retry: false`, so the openai SDK does not retry.
-- `fairslots.py`: `max_concurrency` upstream calls in flight, handed out round robin between
-  grants, so a candidate queueing many calls does not delay another's by more than one turn.
+- `fairslots.py`: `max_concurrency` upstream calls in flight (by default what the run asks for:
+  `demand`, its threads x evaluation slots), handed out round robin between grants, so a candidate queueing many calls does not delay another's by more than one turn.
 - `chatreply.py`: replies are rebuilt from known fields; upstream errors become a status and a
   fixed category (never the upstream's text).
 - `secretguard.py`: a rebuilt reply that carries the key in any encoding a client could decode
@@ -65,7 +65,7 @@ import structlog
 
 from engine.llm.chatpolicy import ChatRequest, parse_chat_request
 from engine.llm.chatreply import rebuild_reply, reported_usage, upstream_refusal
-from engine.llm.config import GatewayConfig, ModelPolicy, Price, default_prices
+from engine.llm.config import GatewayConfig, ModelPolicy, Price, default_prices, upstream_concurrency
 from engine.llm.endpoint import Endpoint
 from engine.llm.errors import Refusal, RefusalKind
 from engine.llm.fairslots import FairSlots
@@ -148,11 +148,15 @@ class Gateway:
     """`with Gateway(upstream, socket_dir) as gw: grant = gw.grant(...)`. Usable once."""
 
     def __init__(self, upstream: Endpoint, socket_dir: Path, *, config: GatewayConfig | None = None,
-                 prices: Mapping[str, Price] | None = None, spend: SpendHook | None = None):
+                 prices: Mapping[str, Price] | None = None, spend: SpendHook | None = None,
+                 demand: int | None = None):
+        """`demand`: upstream calls the run will have in flight at once (each candidate's threads x
+        evaluation slots); the concurrency limit follows it unless the config sets one."""
         self.upstream = upstream
         self.spend = spend  # the run's budget over every role; None: only per-grant budgets
         self.socket_dir = Path(socket_dir)
         self.config = config or GatewayConfig()
+        self.max_concurrency = upstream_concurrency(self.config, demand)
         self.prices = dict(default_prices() if prices is None else prices)
         self._grants: dict[str, _GrantState] = {}
         self._lock = threading.Lock()
@@ -191,7 +195,7 @@ class Gateway:
             self.close()
             raise GatewayError(f"gateway did not start on {self.socket_path}: {self._failure!r}")
         log.info("llm.gateway.started", socket=str(self.socket_path), upstream=self.upstream.base_url,
-                 model=self.upstream.model)
+                 model=self.upstream.model, max_concurrency=self.max_concurrency)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -232,9 +236,8 @@ class Gateway:
 
     async def _serve(self, limits: ServerLimits) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._slots = FairSlots(self.config.max_concurrency)
-        pool = httpx.Limits(max_connections=self.config.max_concurrency,
-                            max_keepalive_connections=self.config.max_concurrency)
+        self._slots = FairSlots(self.max_concurrency)
+        pool = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
         async with httpx.AsyncClient(timeout=self.config.upstream_timeout_s, limits=pool) as http:
             self._http = http
             server = UnixHttpServer(self._handle, limits)
@@ -276,7 +279,7 @@ class Gateway:
 
     @property
     def peak_concurrency(self) -> int:
-        """Most upstream calls ever in flight at once (never above config.max_concurrency)."""
+        """Most upstream calls ever in flight at once (never above max_concurrency)."""
         return self._peak
 
     def _grant_state(self, token: str) -> _GrantState:

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--ctx-size", type=int, default=8192)
+    parser.add_argument("--ctx-size", type=int, default=8192, help="context of each slot")
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--alias", required=True)
     args = parser.parse_args(argv)
@@ -26,8 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     params.model.path = args.model
     params.hostnames = ["127.0.0.1"]
     params.port = args.port
-    params.n_ctx = args.ctx_size
+    # llama.cpp splits n_ctx between the slots: each slot gets the whole --ctx-size. Slots are
+    # decoded together (continuous batching), and each keeps its last prompt's KV cache, which a
+    # request with the same prefix (the next reflection round of a conversation) reuses.
+    params.n_ctx = args.ctx_size * args.parallel
     params.n_parallel = args.parallel
+    params.cont_batching = True
+    params.cache_prompt = True
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.model_alias = {args.alias}

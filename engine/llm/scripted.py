@@ -10,6 +10,7 @@ request body and returning either. Every request body is recorded in `requests`.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -79,8 +80,8 @@ class ScriptedLLM:
         body = await request.json()
         self.headers.append(dict(request.headers))
         reply = self._next_step(body)
-        if reply.delay_s:
-            time.sleep(reply.delay_s)
+        if reply.delay_s:  # awaited: other requests are answered meanwhile, like a real server's
+            await asyncio.sleep(reply.delay_s)
         if reply.raw is not None:
             return Response(reply.raw, status_code=reply.status, media_type="application/json")
         if reply.status != 200:

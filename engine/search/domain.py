@@ -120,6 +120,11 @@ class Domain(abc.ABC):
     def prepare(self, run: RunContext) -> None:
         """Once per run, before any candidate: build images, reference artifacts, load data."""
 
+    def llm_calls_in_flight(self) -> int:
+        """Gateway calls one candidate's evaluation has in flight at once (e.g. its question
+        threads): the gateway's default concurrency is this times the run's evaluation slots."""
+        return 1
+
     @abc.abstractmethod
     def evaluate(self, proposal: Proposal, ctx: CandidateContext) -> Evaluation:
         """Build, unit-test, run and score one candidate. Thread-safe: slots run in parallel.

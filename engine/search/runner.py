@@ -127,6 +127,7 @@ def _open_services(stack: ExitStack, domain: Domain, config: RunConfig, run_dir:
         from engine.llm.gateway import Gateway  # noqa: PLC0415
 
         gateway = stack.enter_context(Gateway(llm.endpoint_for(Role.AGENT), run_dir / "gateway",
-                                              config=config.llm.gateway, prices=config.llm.prices, spend=spend))
+                                              config=config.llm.gateway, prices=config.llm.prices, spend=spend,
+                                              demand=domain.llm_calls_in_flight() * config.search.eval_slots))
     return RunContext(run_id=run_id, run_dir=run_dir, cache_dir=cache_dir(), sandbox=sandbox, images=images,
                       gateway=gateway, llm=config.llm, limits=config.sandbox)

@@ -1,8 +1,8 @@
 """Runs the in-container harness as a subprocess on the host, against a ScriptedLLM.
 
 The box files are laid out as in the candidate image (adas_box/, agent.py); `evobox_llm.py` is
-a stand-in for the gateway client that points the real openai client at the scripted server
-over loopback HTTP. The Docker tests exercise the real gateway and container.
+the real gateway client pointed at the scripted server over loopback HTTP. The Docker tests
+exercise the real gateway and container.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.domains.adas.evaluation import box_files
+from engine.llm import box_client
 
-LOOPBACK_CLIENT = '''import os
-import openai
-MODEL = "scripted"
-def client():
-    return openai.OpenAI(base_url=os.environ["ADAS_TEST_BASE_URL"], api_key="test", max_retries=0)
+# The real client, pointed at the scripted server over loopback HTTP, without retries.
+LOOPBACK_CLIENT = Path(box_client.__file__).read_text() + '''
+BASE_URL = os.environ["ADAS_TEST_BASE_URL"]
+RETRIES = 0
+def _transport():
+    return httpx.HTTPTransport()
 '''
 
 SETTINGS = {"answer_hint": "Your answer: ONLY the final number.", "benchmark": "mgsm", "max_tokens": 256,
@@ -40,7 +42,8 @@ def run_harness(tmp: Path, mode: str, code: str, questions: list[dict[str, Any]]
     (root / "evobox_llm.py").write_text(LOOPBACK_CLIENT)
     (in_dir / "config.json").write_text(json.dumps({**SETTINGS, **settings}))
     (in_dir / "questions.json").write_text(json.dumps(questions))
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(root), "ADAS_TEST_BASE_URL": base_url}
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(root), "ADAS_TEST_BASE_URL": base_url,
+           "EVOBOX_LLM_TOKEN": "test", "EVOBOX_LLM_MODEL": "scripted"}
     proc = subprocess.run([sys.executable, "-m", "adas_box.harness", mode, "--in-dir", str(in_dir),
                            "--out-dir", str(out_dir)], env=env, cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

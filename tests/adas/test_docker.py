@@ -103,6 +103,19 @@ def test_failing_unit_test_stops_the_candidate_before_any_llm_call(harness):
     assert len(harness.llm.requests) == before
 
 
+def test_agent_code_is_not_loaded_for_the_evaluation_before_its_unit_test_passed(harness):
+    """The evaluation's container starts during the unit test, with the grant; the agent's code
+    (here calling the LLM as soon as it is loaded) runs there only after a passed unit test."""
+    before = len(harness.llm.requests)
+    code = ("import evobox_llm\ntry:\n    evobox_llm.chat({'messages': [{'role': 'user', 'content': 'early'}]})\n"
+            "except Exception:\n    pass\n\n\ndef forward(self, taskInfo):\n"
+            "    return LLMAgentBase(['answer'], 'A')([taskInfo], 'Go.')\n")
+    with pytest.raises(CandidateFailure) as failure:
+        harness.evaluate(code)
+    assert failure.value.reason.startswith("unit test: ")
+    assert len(harness.llm.requests) == before
+
+
 def test_all_zero_accuracy_is_a_failure_with_the_reason(harness):
     code = ("def forward(self, taskInfo):\n    LLMAgentBase(['answer'], 'A')([taskInfo], 'Go.')\n"
             "    if 'stub' in taskInfo.content:\n        return 'x'\n    return 'no idea'\n")

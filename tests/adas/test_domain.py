@@ -196,3 +196,8 @@ def test_a_budget_refusal_among_the_answers_is_a_budget_failure():
     assert failure.status is Status.FAILED and failure.reason == (
         "LLM budget spent: the agent LLM tokens left were too few for a call before the evaluation ended; design the "
         f"agent to make fewer or shorter LLM calls per question; 1/4 questions failed, most often: {refused} [1x]")
+
+
+def test_each_question_thread_counts_as_one_llm_call_in_flight():
+    """The gateway's default concurrency is this times the run's evaluation slots."""
+    assert AdasDomain(AdasConfig(threads=16)).llm_calls_in_flight() == 16

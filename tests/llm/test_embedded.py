@@ -1,9 +1,12 @@
-"""The embedded model: cache location, refusal of a wrong file, and (slow) a real JSON-schema reply."""
+"""The embedded model: cache location, refusal of a wrong file, and (slow) a real JSON-schema reply and
+concurrent requests served in parallel slots."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine.llm.client import LLMClient
@@ -61,3 +64,39 @@ def test_embedded_model_answers_with_json_matching_a_schema(monkeypatch):
     assert "python" in reply.data["language"].lower()
     assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0 and reply.usage.cost_usd == 0
     assert log_path.exists()
+
+
+def _stream_events(base_url: str, name: str, events: list[tuple[str, str]], lock: threading.Lock) -> None:
+    """One streamed completion; records (name, "first") at its first token and (name, "done") at its end."""
+    body = {"model": "any", "max_tokens": 40, "temperature": 0, "stream": True,
+            "messages": [{"role": "user", "content": "Count from 1 to 100, separated by spaces."}]}
+    with httpx.stream("POST", f"{base_url}/chat/completions", json=body, timeout=300) as response:
+        response.raise_for_status()
+        first = True
+        for line in response.iter_lines():
+            if first and line.startswith("data: {") and '"content"' in line:
+                first = False
+                with lock:
+                    events.append((name, "first"))
+    with lock:
+        events.append((name, "done"))
+
+
+@pytest.mark.slow
+def test_embedded_server_answers_concurrent_requests_together():
+    """Two requests at once are decoded side by side in separate slots (the ADAS harness asks with 2
+    threads): each has its first token before the other is done. With one slot the second would
+    start only after the first finished."""
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    with EmbeddedServer(EmbeddedConfig(parallel=2, ctx_size=1024)) as server:
+        threads = [threading.Thread(target=_stream_events, args=(server.endpoint.base_url, name, events, lock))
+                   for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(events) == [("a", "done"), ("a", "first"), ("b", "done"), ("b", "first")]
+    firsts = [i for i, (_, kind) in enumerate(events) if kind == "first"]
+    dones = [i for i, (_, kind) in enumerate(events) if kind == "done"]
+    assert max(firsts) < min(dones), events

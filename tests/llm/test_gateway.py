@@ -9,9 +9,10 @@ import threading
 
 import openai
 import pytest
+import structlog.testing
 
 from engine.llm import box_client
-from engine.llm.config import ModelPolicy
+from engine.llm.config import GatewayConfig, ModelPolicy
 from engine.llm.gateway import CONTAINER_DIR, Gateway, GatewayError
 from engine.llm.scripted import Reply, ScriptedLLM
 from tests.llm.conftest import SECRET, endpoint_of, open_gateway, socket_client
@@ -95,6 +96,32 @@ def test_call_budget_spent_gives_429_that_the_sdk_does_not_retry(upstream, tmp_p
     assert err.value.response.headers["x-should-retry"] == "false"
     assert len(upstream.requests) == 2
     assert [e["status"] for e in lines(tmp_path / "t.jsonl")] == [200, 200, 429]
+
+
+def test_chat_without_the_sdk_answers_then_gives_up_at_once_on_a_spent_budget(upstream, tmp_path, monkeypatch):
+    """evobox_llm.chat (the ADAS framework's way) keeps the SDK's rule: a spent budget is final."""
+    upstream._default = "ok"
+    with open_gateway(upstream, tmp_path) as gw:
+        grant = gw.grant("c1", transcript=tmp_path / "t.jsonl", max_calls=1, max_tokens=10_000)
+        monkeypatch.setenv("EVOBOX_LLM_TOKEN", grant.token)
+        monkeypatch.setenv("EVOBOX_LLM_SOCKET", str(gw.socket_path))
+        reply = box_client.chat({"model": "gpt-4o-mini", **HELLO})
+        with pytest.raises(box_client.ChatError) as err:
+            box_client.chat({"model": "gpt-4o-mini", **HELLO})
+    assert reply["choices"][0]["message"]["content"] == "ok"
+    assert err.value.status == 429 and err.value.type == "budget_exhausted"
+    assert [e["status"] for e in lines(tmp_path / "t.jsonl")] == [200, 429]
+
+
+def test_chat_without_the_sdk_retries_an_upstream_failure(upstream, tmp_path, monkeypatch):
+    upstream.push(Reply(status=500), "ok")
+    with open_gateway(upstream, tmp_path) as gw:
+        grant = gw.grant("c1", transcript=tmp_path / "t.jsonl", max_calls=5, max_tokens=10_000)
+        monkeypatch.setenv("EVOBOX_LLM_TOKEN", grant.token)
+        monkeypatch.setenv("EVOBOX_LLM_SOCKET", str(gw.socket_path))
+        reply = box_client.chat({"model": "gpt-4o-mini", **HELLO})
+    assert reply["choices"][0]["message"]["content"] == "ok"
+    assert len(upstream.requests) == 2
 
 
 def test_token_budget_reserves_prompt_bound_and_clamps_completions_then_gives_429(upstream, tmp_path):
@@ -203,24 +230,51 @@ def test_model_outside_allow_list_is_mapped_under_map_policy(upstream, tmp_path)
     assert answer.status_code == 200 and upstream.requests[0]["model"] == "gpt-4o-mini"
 
 
+def _calls_at_once(gw: Gateway, tmp_path, count: int) -> list[int]:
+    grant = gw.grant("c1", transcript=tmp_path / "t.jsonl", max_calls=100, max_tokens=100_000)
+    codes: list[int] = []
+
+    def call() -> None:
+        with socket_client(gw, grant.token) as http:
+            codes.append(http.post("/v1/chat/completions", json=HELLO).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes
+
+
 @pytest.mark.parametrize("limit", [1, 3])
 def test_concurrency_limit_caps_upstream_calls_in_flight(upstream, tmp_path, limit):
-    upstream._default = Reply("slow", delay_s=0.05)
+    # the upstream answers calls in parallel: each lasts long enough for the threads to overlap
+    upstream._default = Reply("slow", delay_s=0.2)
     with open_gateway(upstream, tmp_path, max_concurrency=limit) as gw:
-        grant = gw.grant("c1", transcript=tmp_path / "t.jsonl", max_calls=100, max_tokens=100_000)
-        codes: list[int] = []
-
-        def call() -> None:
-            with socket_client(gw, grant.token) as http:
-                codes.append(http.post("/v1/chat/completions", json=HELLO).status_code)
-
-        threads = [threading.Thread(target=call) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        codes = _calls_at_once(gw, tmp_path, 8)
         assert codes == [200] * 8
         assert gw.peak_concurrency == limit
+
+
+def test_default_concurrency_follows_the_runs_demand(upstream, tmp_path):
+    """Without a configured limit, as many calls as the run asks for (threads x evaluation slots)
+    are in flight at once: none waits in the gateway behind a fixed default."""
+    upstream._default = Reply("slow", delay_s=1.0)
+    with Gateway(endpoint_of(upstream), tmp_path / "llm", demand=12) as gw:
+        codes = _calls_at_once(gw, tmp_path, 12)
+    assert codes == [200] * 12
+    assert gw.max_concurrency == 12 and gw.peak_concurrency == 12
+
+
+def test_configured_concurrency_below_the_demand_is_kept_and_logged(upstream, tmp_path):
+    upstream._default = Reply("slow", delay_s=1.0)
+    with structlog.testing.capture_logs() as logs:
+        with Gateway(endpoint_of(upstream), tmp_path / "llm", config=GatewayConfig(max_concurrency=2),
+                     demand=6) as gw:
+            codes = _calls_at_once(gw, tmp_path, 6)
+    assert codes == [200] * 6 and gw.peak_concurrency == 2
+    warnings = [e for e in logs if e["event"] == "llm.gateway.concurrency_below_demand"]
+    assert warnings and warnings[0]["max_concurrency"] == 2 and warnings[0]["demand"] == 6
 
 
 def test_cache_replays_an_identical_request_without_calling_upstream(upstream, tmp_path):

@@ -156,6 +156,9 @@ class AdasDomain(Domain):
         """The best agents and the best baseline on the test split (final_test.py)."""
         return final_test.run_final_test(type(self), run_dir, self.config, **run_kwargs)
 
+    def llm_calls_in_flight(self) -> int:
+        return self.config.threads  # each question thread waits on one call at a time
+
     def report_lead(self, run_dir: Path) -> str:
         return final_test.lead_html(run_dir, self.config)
 

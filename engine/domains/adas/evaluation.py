@@ -1,9 +1,12 @@
 """One candidate's trip through the sandbox: build its layer, unit-test it against the stub LLM,
-then answer the questions through the gateway. Returns the raw answers; scoring is elsewhere."""
+then answer the questions through the gateway (that container starts during the unit test and
+waits for its verdict). Returns the raw answers; scoring is elsewhere."""
 
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,10 +14,11 @@ from typing import Any
 from engine.domains import kit
 from engine.domains.adas.benchmarks import Task, spec_for
 from engine.domains.adas.config import AdasConfig
+from engine.llm.gateway import Grant
 from engine.llm.usage import Usage
 from engine.sandbox.limits import SandboxLimits
 from engine.sandbox.results import ResultModel
-from engine.sandbox.runner import Stage
+from engine.sandbox.runner import RunResult, Stage
 from engine.search.candidate import CandidateFailure, Status
 from engine.search.domain import CandidateContext
 from engine.search.settle import settle_grant
@@ -26,6 +30,7 @@ ANSWERS_MAX_BYTES = 32 * 1024 * 1024
 SELFTEST_MAX_BYTES = 64 * 1024
 STARTUP_S = 30.0  # container start and interpreter import, on a busy 2-core machine
 SELFTEST_TRIES = 2  # a failed sample is run again with the other shape of stub replies
+RELEASE_FILE = "release"  # the engine's verdict on the unit test, awaited by the evaluation harness
 
 
 def box_files(code: str) -> dict[str, bytes]:
@@ -75,13 +80,33 @@ class CandidateRun:
         self.budget_spent: str | None = None  # which budget ran out during the evaluation, if one did
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
+        """The evaluation's container starts while the unit test runs, and waits: the harness reads
+        nothing of the agent until the engine writes `go` to /in/release after a passed unit
+        test (`stop` after a failed one). Its start (container, interpreter, imports: ~1 s) so
+        overlaps the unit test, while no agent code runs and no LLM call is made before the
+        unit test has passed."""
+        if self.ctx.run.gateway is None:
+            raise RuntimeError("the ADAS domain needs the LLM gateway (needs_gateway=True)")
         self.ctx.stage("build")
         image = kit.candidate_image(self.ctx, self.runtime, box_files(self.code), kind=LAYER_KIND)
         in_dir = self._write_inputs(tasks)
         self.ctx.stage("test")
-        self._selftest(image, in_dir)
-        self.ctx.stage("evaluate")
-        return self._evaluate(image, in_dir, len(tasks))
+        max_calls, max_tokens = self.config.llm_budget(len(tasks))
+        # the grant is revoked when the block ends, however it ends: its token dies with this evaluation
+        with self.ctx.run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
+                                        max_calls=max_calls, max_tokens=max_tokens) as grant, \
+                ThreadPoolExecutor(1, thread_name_prefix="adas-evaluate") as pool:
+            evaluation = pool.submit(self._evaluate_container, image, in_dir, len(tasks), grant)
+            try:
+                self._selftest(image, in_dir)
+            except BaseException:
+                _release(in_dir, "stop")
+                evaluation.result()  # the harness exits at `stop`: its container is gone before we go on
+                raise
+            _release(in_dir, "go")
+            self.ctx.stage("evaluate")
+            result = evaluation.result()
+        return self._answers(result, grant.token, len(tasks))
 
     def _limits(self, timeout_s: float) -> SandboxLimits:
         c = self.config
@@ -94,6 +119,7 @@ class CandidateRun:
         in_dir = self.dir / "in"
         in_dir.mkdir(parents=True, exist_ok=True)
         settings = {"answer_hint": spec_for(c.benchmark).answer_hint, "benchmark": c.benchmark.value,
+                    "release_file": f"/in/{RELEASE_FILE}",
                     "max_tokens": c.agent_max_tokens, "threads": c.threads,
                     "question_timeout_s": c.question_timeout_s, "deadline_s": c.harness_deadline_s(len(tasks)),
                     "selftest_questions": c.selftest_questions, "selftest_timeout_s": c.selftest_timeout_s}
@@ -114,26 +140,35 @@ class CandidateRun:
         if not report.ok:
             raise CandidateFailure(Status.FAILED, f"unit test: {report.reason}"[:500])
 
-    def _evaluate(self, image: str, in_dir: Path, questions: int) -> dict[str, Any]:
-        c, run = self.config, self.ctx.run
-        if run.gateway is None:
-            raise RuntimeError("the ADAS domain needs the LLM gateway (needs_gateway=True)")
-        max_calls, max_tokens = c.llm_budget(questions)
-        limits = self._limits(c.harness_deadline_s(questions) + STARTUP_S)
+    def _evaluate_limits(self, questions: int) -> SandboxLimits:
+        c = self.config
+        waiting = SELFTEST_TRIES * c.selftest_questions * c.selftest_timeout_s + STARTUP_S  # the unit test's limit
+        return self._limits(c.harness_deadline_s(questions) + STARTUP_S + waiting)
+
+    def _evaluate_container(self, image: str, in_dir: Path, questions: int, grant: Grant) -> RunResult:
         out_dir = self.dir / "out"
         out_dir.mkdir(parents=True, exist_ok=True)
-        # the grant is revoked when the block ends, however it ends: its token dies with this evaluation
-        with run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
-                               max_calls=max_calls, max_tokens=max_tokens) as grant:
-            result = kit.run_stage(self.ctx, image, [*HARNESS, Stage.EVALUATE.value], stage=Stage.EVALUATE,
-                                   limits=limits, in_dir=in_dir, out_dir=out_dir, mounts=[grant.mount], env=grant.env)
-        usage = self.usage = run.gateway.usage(grant.token)
+        return kit.run_stage(self.ctx, image, [*HARNESS, Stage.EVALUATE.value], stage=Stage.EVALUATE,
+                             limits=self._evaluate_limits(questions), in_dir=in_dir, out_dir=out_dir,
+                             mounts=[grant.mount], env=grant.env)
+
+    def _answers(self, result: RunResult, token: str, questions: int) -> dict[str, Any]:
+        c, run = self.config, self.ctx.run
+        assert run.gateway is not None
+        usage = self.usage = run.gateway.usage(token)
         self.budget_spent = budget_spent(usage.calls, usage.total_tokens, c, questions)
         self.ctx.log.info("adas.evaluated", seconds=round(result.duration_s, 1), calls=usage.calls,
                           prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
-        settle_grant(run.gateway, grant.token)  # an outage or a spent run budget is not the agent's failure
-        report = kit.collect(result, out_dir, "answers.json", AnswersReport, max_bytes=ANSWERS_MAX_BYTES,
+        settle_grant(run.gateway, token)  # an outage or a spent run budget is not the agent's failure
+        report = kit.collect(result, self.dir / "out", "answers.json", AnswersReport, max_bytes=ANSWERS_MAX_BYTES,
                              what="evaluation").require()
         if report.load_error:
             raise CandidateFailure(Status.INVALID, report.load_error[:300])
         return report.answers
+
+
+def _release(in_dir: Path, verdict: str) -> None:
+    """Tell the waiting evaluation harness to go on (`go`) or to exit (`stop`); written whole."""
+    tmp = in_dir / (RELEASE_FILE + ".tmp")
+    tmp.write_text(verdict, encoding="utf-8")
+    os.replace(tmp, in_dir / RELEASE_FILE)

@@ -61,7 +61,6 @@ settings = Settings()
 stub_calls = 0
 _lock = threading.Lock()
 _local = threading.local()
-_client = None
 
 
 def configure(new: Settings) -> None:
@@ -123,30 +122,28 @@ def _stub_reply(fields: list[str], shape: stub.Shape) -> dict[str, Any]:
     return stub.reply(fields, settings.benchmark, shape)
 
 
-def _gateway_chat(system: str, prompt: str, temperature: float, seed: int) -> str:
-    global _client
-    import evobox_llm  # copied into the image by the engine
-    import openai
+def warm_up() -> None:
+    """Import the gateway client (and httpx) once, before the question threads start: otherwise
+    every thread of the first wave queues on the import lock inside its first call."""
+    import evobox_llm  # noqa: F401  (copied into the image by the engine)
 
-    with _lock:
-        if _client is None:
-            _client = evobox_llm.client()
+
+def _gateway_chat(system: str, prompt: str, temperature: float, seed: int) -> str:
+    import evobox_llm  # copied into the image by the engine; plain httpx, no openai import
+
     try:
-        reply = _client.chat.completions.create(
-            model=evobox_llm.MODEL, temperature=temperature, max_tokens=settings.max_tokens, seed=seed,
-            response_format={"type": "json_object"},
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}])
-    except openai.BadRequestError as exc:
-        if getattr(exc, "code", None) == "context_length_exceeded":
+        reply = evobox_llm.chat({
+            "temperature": temperature, "max_tokens": settings.max_tokens, "seed": seed,
+            "response_format": {"type": "json_object"},
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}]})
+    except evobox_llm.ChatError as exc:
+        if exc.status == 400 and exc.code == "context_length_exceeded":
             raise ContextTooLong("The context is too long for the model: "
                                  "design the agent to send shorter inputs.") from exc
+        if exc.status == 429 and exc.type == BUDGET_ERROR_TYPE:
+            raise BudgetSpent(exc.message or "LLM budget spent") from None
         raise
-    except openai.RateLimitError as exc:
-        if getattr(exc, "type", None) == BUDGET_ERROR_TYPE:
-            body = exc.body if isinstance(exc.body, dict) else {}
-            raise BudgetSpent(str(body.get("message") or "LLM budget spent")) from None
-        raise
-    return reply.choices[0].message.content or ""
+    return reply["choices"][0]["message"]["content"] or ""
 
 
 def parse_json(text: str, fields: list[str]) -> dict[str, Any]:
