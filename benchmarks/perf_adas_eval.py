@@ -57,7 +57,7 @@ from engine.sandbox.images import ImageBuilder
 from engine.sandbox.runner import Sandbox
 from engine.search.candidate import Proposal
 from engine.search.domain import CandidateContext, RunContext
-from tests.support.scripted_llm import Reply, ScriptedLLM
+from engine.llm.scripted import Reply, ScriptedLLM
 
 THREADS = 16
 AGENTS = {"1 call": BaselineName.COT, "5 calls": BaselineName.COT_SC}
