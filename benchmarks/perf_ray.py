@@ -32,6 +32,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from engine.cluster import open_ray
+from engine.cluster.local import LocalCluster, NodeSpec
 from engine.config import build_config
 from engine.llm.scripted import Reply, ScriptedLLM
 from engine.sandbox.runner import Stage
@@ -40,8 +41,12 @@ from engine.search.candidate import Evaluation, Proposal
 from engine.search.domain import CandidateContext, Domain, RunContext
 from engine.search.runner import run_search
 from engine.search.stop import Stopper
-from tests.search.conftest import square
-from tests.support.ray_cluster import LocalCluster, NodeSpec
+
+
+def square(tag: str = "") -> str:
+    """A perfect toy candidate; `tag` makes distinct code (another id) with the same behaviour."""
+    return f"def f(x):\n    return x * x{' + 0 * ' + repr(tag) + '.count(chr(0))' if tag else ''}\n"
+
 
 DOMAIN = "benchmarks.perf_ray:SleepDomain"
 LLM_STAGES = ("propose", "reflect", "repair", "queue")  # the rest is the evaluation: check, build ... score

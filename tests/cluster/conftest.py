@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ray_cluster import LocalCluster, NodeSpec
+from engine.cluster.local import LocalCluster, NodeSpec
 
 HEAD, W1, W2 = "evobox_head", "evobox_w1", "evobox_w2"
 WORKERS = (W1, W2)

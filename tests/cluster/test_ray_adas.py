@@ -22,7 +22,7 @@ from engine.llm.scripted import ScriptedLLM
 from engine.search.archive import load_records
 from engine.search.candidate import Status
 from tests.cluster.conftest import W1, WORKERS
-from tests.support.ray_cluster import REPO, LocalCluster
+from engine.cluster.local import REPO, LocalCluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 KEY = "sk-cluster-" + "k3y" * 8

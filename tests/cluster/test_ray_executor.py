@@ -24,7 +24,7 @@ from engine.search.runner import run_search
 from engine.search.stop import Stopper, StopReason
 from tests.cluster.conftest import HEAD, W1, W2
 from tests.search.conftest import square
-from tests.support.ray_cluster import LocalCluster
+from engine.cluster.local import LocalCluster
 from tests.third_domain.domain import ToyDomain
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

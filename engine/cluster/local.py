@@ -1,4 +1,4 @@
-"""A real local Ray cluster on loopback for tests and benchmarks: a head and workers, each a
+"""A real local Ray cluster on loopback, for the tests, the scaling benchmark and trying cluster mode on one machine: a head and workers, each a
 separate `ray start --block` process in its own session, so that stopping (or killing) a node
 ends exactly the processes it started and nothing else on the machine.
 
