@@ -248,6 +248,8 @@ class NodeImages:
 class NodeSandbox:
     """The Sandbox calls a domain makes during an evaluation, run on the node by its agent."""
 
+    live_inputs = False  # /in is shipped to the node once, at the container's start
+
     def __init__(self, session: NodeSession):
         self._session = session
 

@@ -139,6 +139,11 @@ class Sandbox:
     takes the run's lock, then removes what dead owners left, this run's killed predecessor
     included, before anything new can start."""
 
+    # The engine's later writes to a running container's /in reach it (a bind mount of the host
+    # dir): a domain may signal a started container through /in. A remote node's sandbox ships
+    # /in once at start (engine/cluster) and says False.
+    live_inputs: bool = True
+
     def __init__(self, run_id: str, *, client: docker.DockerClient | None = None,
                  gpu_lock_dir: Path | None = None, lock_dir: Path | None = None) -> None:
         self.run_id = check_run_id(run_id)

@@ -80,11 +80,9 @@ class CandidateRun:
         self.budget_spent: str | None = None  # which budget ran out during the evaluation, if one did
 
     def run(self, tasks: list[Task]) -> dict[str, Any]:
-        """The evaluation's container starts while the unit test runs, and waits: the harness reads
-        nothing of the agent until the engine writes `go` to /in/release after a passed unit
-        test (`stop` after a failed one). Its start (container, interpreter, imports: ~1 s) so
-        overlaps the unit test, while no agent code runs and no LLM call is made before the
-        unit test has passed."""
+        """Build, unit-test, evaluate. No agent code runs and no LLM call is made before the unit
+        test has passed: the evaluation harness reads nothing of the agent until the engine
+        writes `go` to /in/release (`stop` after a failed unit test)."""
         if self.ctx.run.gateway is None:
             raise RuntimeError("the ADAS domain needs the LLM gateway (needs_gateway=True)")
         self.ctx.stage("build")
@@ -94,9 +92,21 @@ class CandidateRun:
         max_calls, max_tokens = self.config.llm_budget(len(tasks))
         # the grant is revoked when the block ends, however it ends: its token dies with this evaluation
         with self.ctx.run.gateway.grant(self.ctx.candidate_id, transcript=self.dir / "llm_transcript.jsonl",
-                                        max_calls=max_calls, max_tokens=max_tokens) as grant, \
-                ThreadPoolExecutor(1, thread_name_prefix="adas-evaluate") as pool:
-            evaluation = pool.submit(self._evaluate_container, image, in_dir, len(tasks), grant)
+                                        max_calls=max_calls, max_tokens=max_tokens) as grant:
+            if self.ctx.run.sandbox.live_inputs:
+                result = self._overlapped(image, in_dir, len(tasks), grant)
+            else:  # /in reaches the container once, at its start: the verdict must be in it by then
+                self._selftest(image, in_dir)
+                _release(in_dir, "go")
+                self.ctx.stage("evaluate")
+                result = self._evaluate_container(image, in_dir, len(tasks), grant)
+        return self._answers(result, grant.token, len(tasks))
+
+    def _overlapped(self, image: str, in_dir: Path, questions: int, grant: Grant) -> RunResult:
+        """The evaluation's container starts while the unit test runs, and waits for the verdict:
+        its start (container, interpreter, imports: ~1 s) overlaps the unit test."""
+        with ThreadPoolExecutor(1, thread_name_prefix="adas-evaluate") as pool:
+            evaluation = pool.submit(self._evaluate_container, image, in_dir, questions, grant)
             try:
                 self._selftest(image, in_dir)
             except BaseException:
@@ -105,8 +115,7 @@ class CandidateRun:
                 raise
             _release(in_dir, "go")
             self.ctx.stage("evaluate")
-            result = evaluation.result()
-        return self._answers(result, grant.token, len(tasks))
+            return evaluation.result()
 
     def _limits(self, timeout_s: float) -> SandboxLimits:
         c = self.config
