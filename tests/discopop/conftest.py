@@ -52,6 +52,12 @@ def prepared(dp_run: RunContext) -> Callable[..., DiscoPopDomain]:
     return make
 
 
+@pytest.fixture(scope="module")
+def fast_domain(prepared: Callable[..., DiscoPopDomain]) -> DiscoPopDomain:
+    """One beta, one seed, 128 pairs: the quickest training that still runs every stage."""
+    return prepared(betas=[1.0], seeds=[0], training={"max_pairs": 128})
+
+
 def context(run: RunContext, name: str) -> CandidateContext:
     candidate_id = f"{name}-{next(_counter)}"
     directory = run.run_dir / "candidates" / candidate_id

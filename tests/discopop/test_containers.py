@@ -35,13 +35,6 @@ NAN_IN_TRAINING = HEAD + RHO + '''    loss = -F.logsigmoid(self.beta * rho)
     return loss
 '''
 
-FAST = {"betas": [1.0], "seeds": [0], "training": {"max_pairs": 128}}
-
-
-@pytest.fixture(scope="module")
-def fast_domain(prepared):
-    return prepared(**FAST)
-
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_validity_tests_reject_each_kind_of_broken_loss(fast_domain, dp_run, kind):

@@ -41,13 +41,6 @@ HOSTILE = {
                               '.write(b"\\xff" * 64); ' + OK, r"could not be evaluated"),
 }
 
-FAST = {"betas": [1.0], "seeds": [0], "training": {"max_pairs": 128}}
-
-
-@pytest.fixture(scope="module")
-def fast_domain(prepared):
-    return prepared(**FAST)
-
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_training_output_is_the_candidates_failure(fast_domain, dp_run, case):
